@@ -1,0 +1,39 @@
+"""Inference on RGB images with any model: Y models and pre-upsampling models handled here, once."""
+
+from __future__ import annotations
+
+import torch
+
+from .color import rgb_to_ycbcr, ycbcr_to_rgb
+from .models import SRModel
+
+
+def model_input(model: SRModel, lr: torch.Tensor) -> torch.Tensor:
+    """What ``model`` takes for an LR batch in the model's colour space (Y or RGB): bicubic-upscaled for VDSR."""
+    if model.pre_upsample:
+        from .train.degrade import imresize
+
+        return imresize(lr, model.scale)
+    return lr
+
+
+def to_model_space(model: SRModel, rgb: torch.Tensor) -> torch.Tensor:
+    """RGB [0,1] NCHW → the model's colour space (Y for 1-channel models)."""
+    return rgb_to_ycbcr(rgb)[:, :1] if model.channels == 1 else rgb
+
+
+@torch.no_grad()
+def super_resolve(model: SRModel, lr_rgb: torch.Tensor) -> torch.Tensor:
+    """Upscale an RGB batch (NCHW, [0,1]) → RGB batch (scale× larger, clipped to [0,1]).
+
+    Y models super-resolve the Y channel; Cb and Cr are bicubic-upscaled (the usual convention).
+    """
+    from .train.degrade import imresize
+
+    model.eval()
+    if model.channels == 1:
+        ycc = rgb_to_ycbcr(lr_rgb)
+        y = model(model_input(model, ycc[:, :1]))
+        cbcr = imresize(ycc[:, 1:], model.scale)
+        return ycbcr_to_rgb(torch.cat([y, cbcr], 1)).clamp(0, 1)
+    return model(model_input(model, lr_rgb)).clamp(0, 1)

@@ -1,0 +1,85 @@
+"""The base class every srcompress model derives from, and what it promises.
+
+Public boundary: ``model(x)`` takes a float32 NCHW batch in [0, 1] with ``model.channels`` channels
+(3 = RGB, 1 = the Y channel of BT.601 YCbCr) and returns the super-resolved batch, same layout and range
+(not clipped). Models with ``pre_upsample = True`` (VDSR) take the bicubic-upscaled image instead of the LR
+image, so their input already has the output size; :func:`sr_compress.infer.super_resolve` hides that.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+SCALES = (2, 3, 4)
+DEFAULT_RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean used by the EDSR family
+
+
+def check_scale(scale: int) -> int:
+    if scale not in SCALES:
+        raise ConfigError(f"scale must be one of {SCALES}, got {scale!r}")
+    return int(scale)
+
+
+class SRModel(nn.Module):
+    """A super-resolution network whose structure is fully described by ``(arch, hparams)``."""
+
+    arch: ClassVar[str] = "?"
+    pre_upsample: ClassVar[bool] = False
+    #: True for models that are a chain of conv + activation (+ pixel shuffle), without skips.
+    plain: ClassVar[bool] = False
+
+    def __init__(self, **hparams: Any) -> None:
+        super().__init__()
+        self.hparams: dict[str, Any] = dict(hparams)
+        #: list of provenance records (see :func:`sr_compress.checkpoint.provenance_entry`); not weights.
+        self.provenance: list[dict[str, Any]] = []
+
+    # -- description -------------------------------------------------------------------------------------------
+    @classmethod
+    def hparam_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    @classmethod
+    def tiny(cls, scale: int = 2) -> dict[str, Any]:  # pragma: no cover - each family overrides
+        raise NotImplementedError
+
+    @property
+    def scale(self) -> int:
+        return int(self.hparams["scale"])
+
+    @property
+    def channels(self) -> int:
+        return int(self.hparams.get("channels", 3))
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description: arch, hparams, parameter count."""
+        return {"arch": self.arch, "hparams": dict(self.hparams), "params": count_params(self)}
+
+    def extra_repr(self) -> str:
+        return f"arch={self.arch}, scale={self.hparams.get('scale')}"
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+class MeanShift(nn.Module):
+    """``(x - mean) * img_range`` (sign=-1) or ``x / img_range + mean`` (sign=+1) with fixed buffers."""
+
+    def __init__(self, rgb_mean: tuple[float, ...], img_range: float, sign: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(rgb_mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.img_range = float(img_range)
+        self.sign = sign
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.sign < 0:
+            return (x - self.mean) * self.img_range
+        return x / self.img_range + self.mean

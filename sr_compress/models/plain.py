@@ -1,0 +1,106 @@
+"""The plain SR network the compression stages emit: a chain of conv → activation (→ pixel shuffle).
+
+No skip connections: peak activation memory is the input plus the output of the widest layer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .base import MeanShift, SRModel, check_scale
+from .blocks import ACTIVATIONS, activation
+from .registry import register_model
+
+
+class PlainLayer(nn.Module):
+    """``conv(k×k, zero padding) → activation → PixelShuffle(shuffle)``."""
+
+    def __init__(self, c_in: int, out: int, act: str = "relu", shuffle: int = 1, k: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, out, k, padding=k // 2)
+        self.act = activation(act, out)
+        self.shuffle = nn.PixelShuffle(shuffle) if shuffle > 1 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.act(self.conv(x)))
+
+
+def _normalise(layer: Any) -> dict[str, Any]:
+    if isinstance(layer, int):
+        layer = {"out": layer}
+    if not isinstance(layer, dict) or "out" not in layer:
+        raise ValueError(f"each layer is {{out, act, shuffle, k}} or an int width, got {layer!r}")
+    extra = set(layer) - {"out", "act", "shuffle", "k"}
+    if extra:
+        raise ValueError(f"unknown layer key(s) {sorted(extra)}")
+    spec = {"out": int(layer["out"]), "act": str(layer.get("act", "relu")),
+            "shuffle": int(layer.get("shuffle", 1)), "k": int(layer.get("k", 3))}
+    if spec["act"] not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {spec['act']!r}; choose one of {', '.join(ACTIVATIONS)}")
+    if spec["out"] < 1 or spec["k"] < 1 or spec["k"] % 2 == 0 or spec["shuffle"] < 1:
+        raise ValueError(f"invalid layer {layer!r}: out ≥ 1, odd k, shuffle ≥ 1")
+    if spec["out"] % (spec["shuffle"] ** 2):
+        raise ValueError(f"layer {layer!r}: out must be a multiple of shuffle²")
+    return spec
+
+
+def plain_layers(depth: int, width: int, scale: int, channels: int = 3, act: str = "relu") -> list[dict]:
+    """``depth`` convs of ``width`` (+act) then one conv to ``channels·scale²`` and PixelShuffle(scale)."""
+    return [{"out": width, "act": act} for _ in range(depth)] + [
+        {"out": channels * scale * scale, "act": "identity", "shuffle": scale}
+    ]
+
+
+@register_model("plain")
+class PlainSR(SRModel):
+    """Any list of per-layer widths/activations/shuffles; optional mean shift around the chain.
+
+    ``layers``: list of ``{"out": int, "act": "relu"|"identity"|"prelu"|"lrelu", "shuffle": int, "k": int}``.
+    ``n_tail`` last layers form ``tail``; the first is ``head``; the rest are ``body`` (a ModuleList).
+    """
+
+    plain = True
+
+    def __init__(self, scale: int = 2, layers: Sequence[Any] = (), channels: int = 3, n_tail: int = 1,
+                 img_range: float = 1.0, rgb_mean: Sequence[float] | None = None) -> None:
+        scale = check_scale(scale)
+        specs = [_normalise(layer) for layer in layers]
+        if len(specs) < n_tail + 1 or n_tail < 1:
+            raise ValueError(f"need at least {n_tail + 1} layers (head + {n_tail} tail), got {len(specs)}")
+        total = math.prod(s["shuffle"] for s in specs)
+        if total != scale:
+            raise ValueError(f"the layers' pixel shuffles multiply to {total}, but scale is {scale}")
+        if specs[-1]["out"] // specs[-1]["shuffle"] ** 2 != channels:
+            raise ValueError(f"the last layer must output {channels} channels after its shuffle")
+        mean = None if rgb_mean is None else [float(m) for m in rgb_mean]
+        super().__init__(scale=scale, layers=specs, channels=channels, n_tail=n_tail,
+                         img_range=float(img_range), rgb_mean=mean)
+        mods, c = [], channels
+        for s in specs:
+            mods.append(PlainLayer(c, s["out"], s["act"], s["shuffle"], s["k"]))
+            c = s["out"] // s["shuffle"] ** 2
+        self.head = nn.Sequential(mods[0])
+        self.body = nn.ModuleList(mods[1:-n_tail])
+        self.tail = nn.Sequential(*mods[-n_tail:])
+        self.sub_mean = MeanShift(tuple(mean), img_range, -1) if mean is not None else None
+        self.add_mean = MeanShift(tuple(mean), img_range, +1) if mean is not None else None
+
+    @classmethod
+    def tiny(cls, scale: int = 2) -> dict:
+        return {"scale": scale, "layers": plain_layers(3, 8, scale)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.sub_mean is not None:
+            x = self.sub_mean(x)
+        x = self.head(x)
+        for layer in self.body:
+            x = layer(x)
+        x = self.tail(x)
+        if self.add_mean is not None:
+            x = self.add_mean(x)
+        return x

@@ -1,0 +1,52 @@
+"""The one model registry: ``build_model(arch, **hparams)`` rebuilds any model from plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..errors import ConfigError
+
+_MODELS: dict[str, type] = {}
+T = TypeVar("T", bound=type)
+
+
+def register_model(name: str) -> Callable[[T], T]:
+    """Class decorator: register an ``SRModel`` subclass under ``name`` (its ``arch``)."""
+
+    def deco(cls: T) -> T:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} registered twice")
+        cls.arch = name
+        _MODELS[name] = cls
+        return cls
+
+    return deco
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def model_class(arch: str) -> type:
+    if arch not in _MODELS:
+        raise ConfigError(f"unknown arch {arch!r}; choose one of: {', '.join(list_models())}")
+    return _MODELS[arch]
+
+
+def build_model(arch: str, **hparams: Any):
+    """Build a registered model; unknown hyper-parameters are an error that lists the valid ones."""
+    cls = model_class(arch)
+    valid = cls.hparam_names()
+    unknown = sorted(set(hparams) - set(valid))
+    if unknown:
+        raise ConfigError(f"{arch}: unknown hyper-parameter(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    try:
+        return cls(**hparams)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{arch}: {e}") from None
+
+
+def tiny_hparams(arch: str, scale: int = 2) -> dict[str, Any]:
+    """Hyper-parameters of a tiny registered test variant (4-16 channels) for ``arch``."""
+    return model_class(arch).tiny(scale)
