@@ -65,3 +65,20 @@ def seed_option(f: Callable) -> Callable:
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+def model_options(f: Callable) -> Callable:
+    """Overrides for values a foreign checkpoint does not store (they are guessed and reported otherwise)."""
+    f = click.option("--res-scale", type=float, default=None, help="Override the residual scaling (EDSR).")(f)
+    f = click.option("--img-range", type=float, default=None,
+                     help="Override the internal value range (255 for EDSR-PyTorch/BasicSR, 1 for MMagic).")(f)
+    f = click.option("--model-scale", "model_scale", type=click.IntRange(2, 4), default=None,
+                     help="Override the model's scale (2, 3 or 4; e.g. for multi-scale VDSR weights).")(f)
+    return f
+
+
+def overrides_from(opts: dict[str, Any]) -> dict[str, Any]:
+    """The hparam overrides given by ``model_options`` (None = not given)."""
+    over = {"res_scale": opts.pop("res_scale", None), "img_range": opts.pop("img_range", None),
+            "scale": opts.pop("model_scale", None)}
+    return {k: v for k, v in over.items() if v is not None}

@@ -1,0 +1,27 @@
+"""A rich progress bar fed by the trainer's progress callback (dicts with step, steps, loss, lr)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ._common import err_console
+
+
+@contextmanager
+def training_progress() -> Iterator[Callable[[dict], None]]:
+    with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  TimeRemainingColumn(), console=err_console, transient=True) as bar:
+        tasks: dict[int, int] = {}
+
+        def update(event: dict) -> None:
+            total = int(event.get("steps") or event.get("total_steps") or 0)
+            key = total
+            if key not in tasks:
+                tasks[key] = bar.add_task("train", total=total or None, info="")
+            info = f"loss {event['loss']:.4g}" if "loss" in event else ""
+            bar.update(tasks[key], completed=int(event.get("step", 0)), info=info)
+
+        yield update

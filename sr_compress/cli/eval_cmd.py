@@ -1,0 +1,37 @@
+"""``srcompress eval``: PSNR/SSIM of a model per image and on average, with a bicubic reference row."""
+
+from __future__ import annotations
+
+import click
+
+from ._common import console, json_option, model_options, overrides_from, print_json
+
+
+@click.command("eval")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--data", default="default", show_default=True,
+              help="'default' (bundled validation photos) or a folder of HR images / HR+LR pairs.")
+@click.option("--degradation", type=click.Choice(["bi", "bd", "dn"]), default="bi", show_default=True,
+              help="How LR images are made from HR ones (when the folder holds HR only).")
+@click.option("--no-bicubic", is_flag=True, help="Leave out the bicubic reference row.")
+@model_options
+@json_option
+def eval_(model: str, data: str, degradation: str, no_bicubic: bool, as_json: bool, **over) -> None:
+    """Evaluate MODEL (ours or a foreign checkpoint): Y-PSNR / SSIM and RGB PSNR per image.
+
+    \b
+    Example:
+      srcompress eval teacher.pt --data ~/datasets/Set5
+    """
+    from ..workflows import evaluate, load_model
+
+    loaded = load_model(model, overrides=overrides_from(over))
+    reports = evaluate(loaded.model, data=data, degradation=degradation, with_bicubic=not no_bicubic,
+                       label=click.format_filename(model))
+    if as_json:
+        print_json({"model": model, "guesses": loaded.guesses, "reports": [r.to_dict() for r in reports]})
+        return
+    from ._render import eval_table, show_guesses
+
+    show_guesses(loaded.guesses)
+    console.print(eval_table(reports, title=f"×{loaded.model.scale} on {data} ({degradation.upper()})"))

@@ -1,0 +1,43 @@
+"""``srcompress run``: execute a recipe (a TOML list of stages), reusing cached stage artifacts."""
+
+from __future__ import annotations
+
+import click
+
+from ._common import console, err_console, json_option, print_json
+
+
+@click.command("run")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (overrides the recipe's).")
+@json_option
+def run(recipe: str, out: str | None, as_json: bool) -> None:
+    """Run RECIPE: its stages in order, each cached by its inputs and parameters.
+
+    \b
+    Example:
+      srcompress run recipes/demo.toml
+    """
+    from pathlib import Path
+
+    from ..recipes import load_recipe, run_recipe
+    from ._progress import training_progress
+
+    r = load_recipe(recipe)
+    if out:
+        r.out = Path(out)
+    with training_progress() as progress:
+        results = run_recipe(r, progress=progress,
+                             on_stage=lambda s, status: err_console.print(f"[bold]{s.id}[/] ({s.kind}): {status}"))
+    if as_json:
+        print_json({"recipe": r.name, "out": str(r.out), "stages": [vars(x) for x in results]})
+        return
+    from rich.table import Table
+
+    t = Table(title=f"recipe {r.name} → {r.out}")
+    for col in ("stage", "kind", "status", "seconds", "artifact", "summary"):
+        t.add_column(col)
+    for x in results:
+        summ = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in x.summary.items())
+        t.add_row(x.id, x.kind, x.status, f"{x.seconds:.1f}", Path(x.artifact).name, summ)
+    console.print(t)

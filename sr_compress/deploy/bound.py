@@ -1,0 +1,197 @@
+"""What an ONNX graph costs at a given input size, from its shapes alone (nothing is executed).
+
+* **Theoretical activation bound**: walk the nodes in graph order (a topological schedule); a tensor is
+  alive from the node that produces it (graph inputs: from the start) to its last consumer (graph outputs: to
+  the end). While node *i* runs, its inputs, its outputs and every tensor still needed later are held, so
+  ``bound = max_i sum(bytes of tensors alive at i)``. Weights (initializers, ``Constant`` nodes and anything
+  computed from them alone) are counted apart in ``weights_bytes``. For a plain conv chain the bound is the
+  input plus the output of the widest layer; a residual block adds its skip tensor; an EDSR pixel-shuffle
+  upsampler dominates everything.
+* **FLOPs**: 2 · multiply-accumulates of ``Conv``, ``ConvTranspose``, ``Gemm`` and ``MatMul``.
+* **Params**: elements of the floating-point initializers those ops and ``PRelu`` read.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+from onnx import helper, shape_inference
+
+from ..errors import ConfigError, InputError
+
+MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+PARAM_OPS = MAC_OPS + ("PRelu",)
+
+
+@dataclass
+class GraphCost:
+    """Shape-derived cost of one graph at one input shape (bytes, FLOPs, element counts)."""
+
+    input_shape: list[int]
+    output_shape: list[int]
+    bound_bytes: int  # peak bytes of live activations (theoretical minimum for this schedule)
+    peak_node: str  # "op_type name" of the node where the peak occurs
+    weights_bytes: int
+    params: int
+    flops: int
+
+
+@dataclass
+class _Tensor:
+    nbytes: int
+    born: int  # index of the producing node (-1: graph input)
+    last: int  # index of the last consumer (len(nodes): a graph output)
+
+
+def load_graph(model: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
+    """The model itself, or the model read from a file (weights included; clear error when unreadable)."""
+    if isinstance(model, onnx.ModelProto):
+        return model
+    try:
+        return onnx.load(str(model))
+    except Exception as e:  # onnx raises DecodeError, OSError, … depending on what is wrong
+        raise InputError(f"{model}: not a readable ONNX model ({type(e).__name__})") from None
+
+
+def _runtime_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    inits = {t.name for t in graph.initializer}
+    return [i for i in graph.input if i.name not in inits]
+
+
+def with_input_shape(model: onnx.ModelProto, shape: Sequence[int]) -> onnx.ModelProto:
+    """A copy of ``model`` whose (first) runtime input has the fixed ``shape``; shapes inferred throughout."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    inputs = _runtime_inputs(fixed.graph)
+    if not inputs:
+        raise InputError("the ONNX graph has no runtime input")
+    dims = inputs[0].type.tensor_type.shape.dim
+    if len(dims) != len(shape):
+        raise ConfigError(f"input {inputs[0].name!r} has rank {len(dims)}, got shape {list(shape)}")
+    for d, n in zip(dims, shape, strict=True):
+        d.Clear()
+        d.dim_value = int(n)
+    del fixed.graph.value_info[:]
+    try:
+        return shape_inference.infer_shapes(fixed, data_prop=True)
+    except Exception as e:  # onnx's InferenceError and friends
+        raise InputError(f"ONNX shape inference failed for input shape {list(shape)}: {e}") from None
+
+
+def _value_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    g = model.graph
+    return {v.name: v.type for v in (*g.input, *g.value_info, *g.output)}
+
+
+def _nbytes(name: str, types: dict[str, onnx.TypeProto]) -> int:
+    tt = types[name].tensor_type if name in types else None
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim] if tt else [None]
+    if tt is None or not tt.HasField("shape") or None in dims or tt.elem_type == 0:
+        raise InputError(f"cannot infer the shape of tensor {name!r}; export with static or inferable shapes")
+    return math.prod(dims) * helper.tensor_dtype_to_np_dtype(tt.elem_type).itemsize
+
+
+def _shape(name: str, types: dict[str, onnx.TypeProto]) -> list[int]:
+    return [d.dim_value for d in types[name].tensor_type.shape.dim]
+
+
+def constant_names(graph: onnx.GraphProto) -> set[str]:
+    """Initializers, ``Constant`` outputs and every tensor computed only from them (folded by any runtime)."""
+    const = {t.name for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" or all(i in const for i in node.input if i):
+            const.update(o for o in node.output if o)
+    return const
+
+
+def weights_bytes(graph: onnx.GraphProto) -> int:
+    """Bytes of the initializers and ``Constant`` node values."""
+    total = sum(_tensor_bytes(t) for t in graph.initializer)
+    for node in graph.node:
+        for a in node.attribute:
+            if node.op_type == "Constant" and a.type == onnx.AttributeProto.TENSOR:
+                total += _tensor_bytes(a.t)
+    return total
+
+
+def _tensor_bytes(t: onnx.TensorProto) -> int:
+    return math.prod(t.dims) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+
+
+def lifetimes(model: onnx.ModelProto) -> dict[str, _Tensor]:
+    """Every activation tensor with its size and [producer, last consumer] interval in node order."""
+    g, types = model.graph, _value_types(model)
+    const, n = constant_names(g), len(g.node)
+    live = {i.name: _Tensor(_nbytes(i.name, types), -1, -1) for i in _runtime_inputs(g)}
+    for idx, node in enumerate(g.node):
+        for name in node.input:
+            if name in live:
+                live[name].last = idx
+        for name in node.output:
+            if name and name not in const:
+                live[name] = _Tensor(_nbytes(name, types), idx, idx)
+    for o in g.output:
+        if o.name in live:
+            live[o.name].last = n
+    return live
+
+
+def activation_bound(model: onnx.ModelProto) -> tuple[int, int]:
+    """``(peak bytes, node index)`` of live activations over the graph-order schedule (shapes inferred)."""
+    tensors = lifetimes(model).values()
+    best, at = 0, -1
+    for idx in range(len(model.graph.node)):
+        alive = sum(t.nbytes for t in tensors if t.born <= idx <= t.last)
+        if alive > best:
+            best, at = alive, idx
+    return best, at
+
+
+def node_flops(node: onnx.NodeProto, types: dict[str, onnx.TypeProto]) -> int:
+    """2 · MACs of one Conv / ConvTranspose / Gemm / MatMul node (0 for any other op)."""
+    if node.op_type not in MAC_OPS:
+        return 0
+    if node.op_type in ("Gemm", "MatMul"):
+        a, out = _shape(node.input[0], types), _shape(node.output[0], types)
+        k = a[-1] if not _attr(node, "transA", 0) else a[-2]
+        return 2 * math.prod(out) * k
+    w = _shape(node.input[1], types)  # Conv: [C_out, C_in/g, k…]; ConvTranspose: [C_in, C_out/g, k…]
+    if node.op_type == "Conv":
+        return 2 * math.prod(_shape(node.output[0], types)) * math.prod(w[1:])
+    return 2 * math.prod(_shape(node.input[0], types)) * math.prod(w[1:])
+
+
+def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def count_params(graph: onnx.GraphProto) -> int:
+    """Elements of the floating-point initializers read by Conv/ConvTranspose/Gemm/MatMul/PRelu."""
+    inits = {t.name: t for t in graph.initializer if helper.tensor_dtype_to_np_dtype(t.data_type).kind == "f"}
+    used = {name for node in graph.node if node.op_type in PARAM_OPS for name in node.input if name in inits}
+    return sum(math.prod(inits[name].dims) for name in used)
+
+
+def graph_cost(model: onnx.ModelProto | str | Path, input_shape: Sequence[int]) -> GraphCost:
+    """Bound, weights, params and FLOPs of ``model`` for a runtime input of ``input_shape`` (e.g. NCHW)."""
+    fixed = with_input_shape(load_graph(model), input_shape)
+    types = _value_types(fixed)
+    peak, at = activation_bound(fixed)
+    node = fixed.graph.node[at] if at >= 0 else None
+    return GraphCost(
+        input_shape=[int(s) for s in input_shape],
+        output_shape=_shape(fixed.graph.output[0].name, types),
+        bound_bytes=peak,
+        peak_node=f"{node.op_type} {node.name}".strip() if node is not None else "",
+        weights_bytes=weights_bytes(fixed.graph),
+        params=count_params(fixed.graph),
+        flops=sum(node_flops(n, types) for n in fixed.graph.node),
+    )

@@ -1,0 +1,203 @@
+"""The typed library functions behind the commands (``train``, ``eval``, ``upscale``, ``info``) and recipes.
+
+Each takes keyword arguments and returns data; the CLI and the recipe stages only call these.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import LoadedModel, load_checkpoint, provenance_entry, save_checkpoint
+from .errors import ConfigError, DataError
+from .evaluate import EvalReport, evaluate_bicubic, evaluate_model
+from .fileio import check_output
+from .models import SRModel, build_model, count_params
+
+
+def new_model(arch: str, *, scale: int, hparams: dict[str, Any] | None = None, seed: int = 0) -> SRModel:
+    """A freshly initialised registered model; ``seed`` fixes the initial weights."""
+    import torch
+
+    torch.manual_seed(seed)
+    return build_model(arch, **{**(hparams or {}), "scale": scale})
+
+
+def training_images(data: str | Path | None) -> list:
+    """HR training images: the bundled default photos (``None``/"default") or every image in a folder."""
+    from .train import data as d
+
+    if data in (None, "default"):
+        return d.default_images("train")
+    return d.load_images(Path(data))
+
+
+def work_dir_for(out: Path) -> Path:
+    """Where periodic training state for output ``out`` lives: ``<out without suffix>.train/`` beside it."""
+    return out.with_name(out.stem + ".train")
+
+
+@dataclass
+class TrainOutcome:
+    path: Path
+    model: SRModel
+    steps: int
+    final_loss: float
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Path | None = None,
+                degradation: str = "bi", strategy: str = "l1", strategy_options: dict | None = None,
+                teacher: SRModel | None = None, resume: bool = False, force: bool = False,
+                progress: Callable[[dict], None] | None = None) -> TrainOutcome:
+    """Train ``model`` with the one trainer and save it (our format) to ``out``.
+
+    ``config`` is a :class:`sr_compress.train.trainer.TrainConfig`. With ``resume`` the run continues from
+    ``<out>.train/last.pt`` exactly where it stopped.
+    """
+    import time
+
+    from .train.data import PatchSampler
+    from .train.strategies import build_strategy
+    from .train.trainer import Trainer
+
+    out = Path(out)
+    check_output(out, force=force or resume)
+    work = work_dir_for(out)
+    state = work / "last.pt"
+    if resume and not state.is_file():
+        raise DataError(f"nothing to resume: {state} does not exist")
+    sampler = PatchSampler(training_images(data), scale=model.scale, patch_size=config.patch_size,
+                           batch_size=config.batch_size, degradation=degradation, seed=config.seed)
+    strat = build_strategy(strategy, **(strategy_options or {}))
+    t0 = time.perf_counter()
+    result = Trainer(model, strat, sampler, config, teacher=teacher, out_dir=work, progress=progress).fit(
+        resume=state if resume else None)
+    trained = result.model
+    trained.provenance = [*model.provenance, provenance_entry(
+        "train", strategy=strategy, data=str(data or "default"), degradation=degradation,
+        steps=config.steps, batch_size=config.batch_size, patch_size=config.patch_size, lr=config.lr,
+        seed=config.seed)]
+    save_checkpoint(trained, out, force=True)
+    return TrainOutcome(out, trained, config.steps, float(result.final_loss), time.perf_counter() - t0,
+                        list(result.history))
+
+
+def eval_pairs_for(data: str | Path | None, scale: int, degradation: str = "bi") -> list:
+    from .train.data import eval_pairs
+
+    return eval_pairs(None if data in (None, "default") else Path(data), scale, degradation=degradation)
+
+
+def evaluate(model: SRModel, *, data: str | Path | None = None, degradation: str = "bi",
+             with_bicubic: bool = True, label: str | None = None) -> list[EvalReport]:
+    """Scores of ``model`` (and bicubic) on the validation photos or a folder (HR-only or HR/LR pairs)."""
+    pairs = eval_pairs_for(data, model.scale, degradation)
+    reports = [evaluate_model(model, pairs, method=label)]
+    if with_bicubic:
+        reports.append(evaluate_bicubic(pairs, model.scale))
+    return reports
+
+
+def load_model(path: str | Path, *, overrides: dict[str, Any] | None = None) -> LoadedModel:
+    return load_checkpoint(path, overrides={k: v for k, v in (overrides or {}).items() if v is not None})
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def read_rgb(path: str | Path):
+    """An image file → (3,H,W) float32 RGB tensor in [0,1]; anything but 8-bit RGB is refused."""
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"image not found: {p}")
+    try:
+        with Image.open(p) as im:
+            mode = im.mode
+            arr = np.asarray(im.convert("RGB") if mode == "RGB" else im)
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"{p}: not a readable image ({e})") from None
+    if mode != "RGB":
+        raise DataError(f"{p}: image mode {mode}; RGB images are required (convert it first)")
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div(255.0)
+
+
+def write_rgb(img, path: Path) -> None:
+    """(3,H,W) tensor in [0,1] → 8-bit PNG at ``path`` (the caller handles atomicity)."""
+    import numpy as np
+    from PIL import Image
+
+    arr = (img.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy())
+    Image.fromarray(np.ascontiguousarray(arr), "RGB").save(path, format="PNG")
+
+
+def upscale_files(model: SRModel, images: Sequence[str | Path], out: str | Path, *, tile: int | None = None,
+                  force: bool = False) -> list[Path]:
+    """Super-resolve image files. One image → ``out`` may be a .png file; otherwise ``out`` is a folder."""
+    from .fileio import atomic_write
+
+    srcs = [Path(p) for p in images]
+    if not srcs:
+        raise DataError("no input images given")
+    out = Path(out)
+    single = len(srcs) == 1 and out.suffix.lower() == ".png"
+    targets = [out] if single else [out / f"{p.stem}_x{model.scale}.png" for p in srcs]
+    for t in targets:
+        check_output(t, inputs=srcs, force=force)
+    written = []
+    for src, dst in zip(srcs, targets, strict=True):
+        sr = _upscale_one(model, read_rgb(src), tile)
+        written.append(atomic_write(dst, lambda p, sr=sr: write_rgb(sr, p), inputs=srcs, force=force))
+    return written
+
+
+def _upscale_one(model: SRModel, lr, tile: int | None):
+    from .infer import super_resolve
+
+    if tile:
+        from .deploy.tiling import upscale_tiled
+
+        return upscale_tiled(model, lr.unsqueeze(0), tile=tile)[0]
+    return super_resolve(model, lr.unsqueeze(0))[0]
+
+
+def model_info(path: str | Path, *, size: tuple[int, int] = (320, 180)) -> dict[str, Any]:
+    """Arch, hparams, params, MACs/FLOPs at LR size ``size`` (W×H), provenance of a checkpoint."""
+    p = Path(path)
+    if p.suffix.lower() == ".onnx":
+        from .deploy.onnx import onnx_info
+
+        return onnx_info(p, size=size)
+    from .metrics import count_macs
+
+    loaded = load_model(p)
+    m = loaded.model
+    w, h = size
+    in_shape = (1, m.channels, h * m.scale, w * m.scale) if m.pre_upsample else (1, m.channels, h, w)
+    macs = count_macs(m, in_shape)
+    return {"path": str(p), "format": loaded.source, "arch": m.arch, "hparams": m.hparams,
+            "params": count_params(m), "input_size": f"{w}x{h} LR ({in_shape[3]}x{in_shape[2]} model input)",
+            "macs": macs, "gflops": 2 * macs / 1e9, "guesses": loaded.guesses, "provenance": m.provenance}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """"1920x1080" → (1920, 1080)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"size must look like 1920x1080, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise ConfigError(f"size must be positive, got {text!r}")
+    return w, h
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str)
