@@ -33,6 +33,10 @@ class EvalReport:
         return ImageScore("mean", *(sum(getattr(i, k) for i in self.images) / n
                                     for k in ("psnr_y", "ssim_y", "psnr_rgb")))
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvalReport:
+        return cls(d["method"], int(d["scale"]), [ImageScore(**i) for i in d["images"]])
+
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "scale": self.scale, "mean": asdict(self.mean),
                 "images": [asdict(i) for i in self.images],

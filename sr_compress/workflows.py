@@ -26,13 +26,11 @@ def new_model(arch: str, *, scale: int, hparams: dict[str, Any] | None = None, s
     return build_model(arch, **{**(hparams or {}), "scale": scale})
 
 
-def training_images(data: str | Path | None) -> list:
-    """HR training images: the bundled default photos (``None``/"default") or every image in a folder."""
-    from .train import data as d
+def training_images(data: str | Path | None, scale: int, degradation: str = "bi") -> list:
+    """Training images: the bundled photos (``None``/"default"), a folder of HR images, or a paired layout."""
+    from .train.data import load_dataset
 
-    if data in (None, "default"):
-        return d.default_images("train")
-    return d.load_images(Path(data))
+    return load_dataset(data, scale, degradation, split="train")
 
 
 def work_dir_for(out: Path) -> Path:
@@ -71,7 +69,7 @@ def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Pat
     state = work / "last.pt"
     if resume and not state.is_file():
         raise DataError(f"nothing to resume: {state} does not exist")
-    sampler = PatchSampler(training_images(data), scale=model.scale, patch_size=config.patch_size,
+    sampler = PatchSampler(training_images(data, model.scale, degradation), scale=model.scale, patch_size=config.patch_size,
                            batch_size=config.batch_size, degradation=degradation, seed=config.seed)
     strat = build_strategy(strategy, **(strategy_options or {}))
     t0 = time.perf_counter()
@@ -107,29 +105,6 @@ def load_model(path: str | Path, *, overrides: dict[str, Any] | None = None) -> 
     return load_checkpoint(path, overrides={k: v for k, v in (overrides or {}).items() if v is not None})
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def read_rgb(path: str | Path):
-    """An image file → (3,H,W) float32 RGB tensor in [0,1]; anything but 8-bit RGB is refused."""
-    import numpy as np
-    import torch
-    from PIL import Image, UnidentifiedImageError
-
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"image not found: {p}")
-    try:
-        with Image.open(p) as im:
-            mode = im.mode
-            arr = np.asarray(im.convert("RGB") if mode == "RGB" else im)
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"{p}: not a readable image ({e})") from None
-    if mode != "RGB":
-        raise DataError(f"{p}: image mode {mode}; RGB images are required (convert it first)")
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div(255.0)
-
-
 def write_rgb(img, path: Path) -> None:
     """(3,H,W) tensor in [0,1] → 8-bit PNG at ``path`` (the caller handles atomicity)."""
     import numpy as np
@@ -152,9 +127,11 @@ def upscale_files(model: SRModel, images: Sequence[str | Path], out: str | Path,
     targets = [out] if single else [out / f"{p.stem}_x{model.scale}.png" for p in srcs]
     for t in targets:
         check_output(t, inputs=srcs, force=force)
+    from .train.data import read_image
+
     written = []
     for src, dst in zip(srcs, targets, strict=True):
-        sr = _upscale_one(model, read_rgb(src), tile)
+        sr = _upscale_one(model, read_image(src), tile)
         written.append(atomic_write(dst, lambda p, sr=sr: write_rgb(sr, p), inputs=srcs, force=force))
     return written
 

@@ -41,3 +41,19 @@ def run(recipe: str, out: str | None, as_json: bool) -> None:
         summ = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in x.summary.items())
         t.add_row(x.id, x.kind, x.status, f"{x.seconds:.1f}", Path(x.artifact).name, summ)
     console.print(t)
+    _show_eval_tables(results)
+
+
+def _show_eval_tables(results) -> None:
+    """Eval stages: the full per-image table (model vs bicubic), as `srcompress eval` prints it."""
+    import json
+    from pathlib import Path
+
+    from ..evaluate import EvalReport
+    from ._render import eval_table
+
+    for x in results:
+        if x.kind != "eval":
+            continue
+        reports = [EvalReport.from_dict(d) for d in json.loads(Path(x.artifact).read_text())]
+        console.print(eval_table(reports, title=f"{x.id}: ×{reports[0].scale}"))

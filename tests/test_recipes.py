@@ -1,0 +1,104 @@
+"""Recipe parsing (typed, unknown keys reported) and the runner's per-stage caching."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from sr_compress.errors import ConfigError
+from sr_compress.recipes import StageOutput, load_recipe, parse_recipe, register_stage, run_recipe
+
+CALLS: list[str] = []
+
+
+@dataclass
+class EchoParams:
+    text: str
+    source: str | None = None
+
+
+@register_stage("echo_test", EchoParams, inputs=("source",))
+def _echo(p: EchoParams, ctx) -> StageOutput:
+    CALLS.append(ctx.stage.id)
+    src = ctx.resolve(p.source).read_text() if p.source else ""
+    out = ctx.folder / "out.txt"
+    out.write_text(src + p.text)
+    return StageOutput(out, {"chars": len(src + p.text)})
+
+
+def _recipe(tmp_path, text_a="a", text_b="b"):
+    return parse_recipe({"name": "t", "out": str(tmp_path / "run"), "stage": [
+        {"id": "one", "kind": "echo_test", "text": text_a},
+        {"id": "two", "kind": "echo_test", "text": text_b, "source": "@one"},
+    ]})
+
+
+def test_runs_in_order_and_chains_artifacts(tmp_path):
+    CALLS.clear()
+    results = run_recipe(_recipe(tmp_path))
+    assert [r.status for r in results] == ["ran", "ran"]
+    assert (tmp_path / "run" / "two" / "out.txt").read_text() == "ab"
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert [s["summary"]["chars"] for s in summary["stages"]] == [1, 2]
+    assert "| two | echo_test | ran |" in (tmp_path / "run" / "summary.md").read_text()
+
+
+def test_unchanged_stages_are_cached_and_changes_propagate(tmp_path):
+    CALLS.clear()
+    run_recipe(_recipe(tmp_path))
+    assert [r.status for r in run_recipe(_recipe(tmp_path))] == ["cached", "cached"]
+    # changing the second stage re-runs only it; changing the first re-runs both (its key feeds the second's)
+    assert [r.status for r in run_recipe(_recipe(tmp_path, text_b="c"))] == ["cached", "ran"]
+    assert [r.status for r in run_recipe(_recipe(tmp_path, text_a="x", text_b="c"))] == ["ran", "ran"]
+    assert (tmp_path / "run" / "two" / "out.txt").read_text() == "xc"
+    assert CALLS == ["one", "two", "two", "one", "two"]
+
+
+def test_file_inputs_are_hashed_by_content(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("1")
+    r = parse_recipe({"out": str(tmp_path / "run"), "stage": [{"kind": "echo_test", "text": "!", "source": str(src)}]})
+    assert run_recipe(r)[0].status == "ran"
+    assert run_recipe(r)[0].status == "cached"
+    src.write_text("2")
+    assert run_recipe(r)[0].status == "ran"
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"stage": [{"kind": "echo_test", "text": "a", "colour": 1}]}, "unknown key(s) colour"),
+    ({"stage": [{"kind": "echo_test"}]}, "missing required key(s) text"),
+    ({"stage": [{"kind": "echo_test", "text": 3}]}, "expected str"),
+    ({"stage": [{"kind": "nope"}]}, "unknown kind 'nope'"),
+    ({"stage": [{"text": "a"}]}, "needs a kind"),
+    ({"stage": []}, "no stages"),
+    ({"stages": []}, "unknown top-level key(s) stages"),
+    ({"stage": [{"kind": "echo_test", "text": "a", "id": "x"}, {"kind": "echo_test", "text": "b", "id": "x"}]},
+     "duplicate stage id"),
+    ({"stage": [{"kind": "train", "arch": "edsr", "train": {"stepz": 3}}]}, None),  # checked at run time
+])
+def test_bad_recipes_are_reported(data, message):
+    if message is None:
+        parse_recipe(data)
+        return
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_recipe(data)
+
+
+def test_unknown_reference_and_bad_toml(tmp_path):
+    r = parse_recipe({"out": str(tmp_path / "run"), "stage": [{"kind": "echo_test", "text": "a", "source": "@zz"}]})
+    with pytest.raises(ConfigError, match="@zz does not name an earlier stage"):
+        run_recipe(r)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = [")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_recipe(bad)
+
+
+def test_shipped_recipes_parse():
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parents[1] / "recipes").glob("*.toml")):
+        recipe = load_recipe(path)
+        assert recipe.stages, path
