@@ -69,8 +69,9 @@ def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Pat
     state = work / "last.pt"
     if resume and not state.is_file():
         raise DataError(f"nothing to resume: {state} does not exist")
-    sampler = PatchSampler(training_images(data, model.scale, degradation), scale=model.scale, patch_size=config.patch_size,
-                           batch_size=config.batch_size, degradation=degradation, seed=config.seed)
+    sampler = PatchSampler(training_images(data, model.scale, degradation), scale=model.scale,
+                           patch_size=config.patch_size, batch_size=config.batch_size, degradation=degradation,
+                           seed=config.seed)
     strat = build_strategy(strategy, **(strategy_options or {}))
     t0 = time.perf_counter()
     result = Trainer(model, strat, sampler, config, teacher=teacher, out_dir=work, progress=progress).fit(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ._common import console, json_option, model_options, overrides_from, print_json
@@ -27,7 +29,7 @@ def eval_(model: str, data: str, degradation: str, no_bicubic: bool, as_json: bo
 
     loaded = load_model(model, overrides=overrides_from(over))
     reports = evaluate(loaded.model, data=data, degradation=degradation, with_bicubic=not no_bicubic,
-                       label=click.format_filename(model))
+                       label=Path(model).name)
     if as_json:
         print_json({"model": model, "guesses": loaded.guesses, "reports": [r.to_dict() for r in reports]})
         return
