@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +35,11 @@ from . import __version__
 from .config import from_dict
 from .errors import ConfigError, DataError
 from .fileio import atomic_write_text
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 
 @dataclass
