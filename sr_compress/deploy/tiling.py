@@ -1,0 +1,408 @@
+"""Exact tiled inference: overlapping tiles, one network run per tile, the tile centres stitched together.
+
+A tile of the network's input, grown on every side by a halo of at least the receptive radius, holds
+everything its centre's outputs depend on, so the stitched result equals whole-image inference up to
+floating-point reassociation (a conv kernel may pick another algorithm per size; ≤ 1e-5 in practice). Peak
+activation memory falls with the tile area (PERF.md: 2×2 tiles of the plain ×4 chain, 49 MB instead of 67 MB,
+at 1.46× the time).
+
+Import policy: this module imports only numpy at module level, so the torch-free runner ``export/run.py``
+loads this very file by path instead of keeping a copy of the tiling logic. The functions that inspect a
+PyTorch model or an ONNX graph import torch / onnx when called; the runner never calls them (it reads the
+radius and the activation profile from the ONNX metadata written by
+:func:`sr_compress.deploy.onnx.export_onnx`).
+
+Units: tiles, halos and radii are pixels of the network's *input* — LR pixels, or HR pixels for pre-upsampling
+models such as VDSR, whose input is the bicubic-upscaled image.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+try:  # part of the sr_compress package
+    from ..errors import ConfigError
+except ImportError:  # loaded by path from export/run.py: no package around, so a plain ValueError
+    ConfigError = ValueError  # type: ignore[misc,assignment]
+
+FLOAT_BYTES = 4
+MIN_TILE = 8
+PROBE = 16  # side of the probe input used to measure activation sizes (they grow with the area)
+META_RADIUS = "receptive_radius"  # ONNX metadata keys written by export_onnx, read by the runner
+META_BYTES = "act_bytes_per_px"
+_UNTILED = 1 << 30
+
+# ONNX ops that map each pixel to the same pixel (they do not widen the receptive field)
+_POINTWISE = frozenset(
+    "Relu PRelu LeakyRelu Sigmoid Tanh Clip Add Sub Mul Div Identity Cast Sum Max Min Neg Abs Elu Selu "
+    "HardSigmoid HardSwish Softplus Erf Sqrt Pow Exp Concat BatchNormalization Dropout".split()
+)
+_RESIZE_REACH = 3  # input pixels a Resize output may reach (cubic: 2 taps + half-pixel offset; linear: 2)
+
+
+@dataclass(frozen=True)
+class TileProfile:
+    """What tiling needs to know about a network.
+
+    ``halo``: receptive radius in input pixels (an upper bound); ``bytes_per_px``: estimated activation
+    memory per input pixel at batch 1 in float32 (the widest layer's input + output); ``scale``: output
+    pixels per input pixel of the network itself (1 for pre-upsampling models).
+    """
+
+    halo: int
+    bytes_per_px: float
+    scale: int
+
+
+# -- the tiling itself (numpy or torch batches) ----------------------------------------------------------
+
+
+def tile_spans(size: int, tile: int) -> list[tuple[int, int]]:
+    """Split ``range(size)`` into ``ceil(size / tile)`` consecutive spans of near-equal length ≤ ``tile``."""
+    n = -(-size // tile)
+    bounds = [size * i // n for i in range(n + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def tiled_forward(fn: Callable[[Any], Any], x: Any, scale: int, tile: int, halo: int) -> Any:
+    """Run ``fn`` on overlapping tiles of ``x``, stitch the centres: equals ``fn(x)`` when ``halo`` ≥ radius.
+
+    ``x``: NCHW batch (numpy array or torch tensor); ``fn`` maps an NCHW crop of h×w pixels to
+    ``scale·h × scale·w`` (call it under ``torch.no_grad()`` for torch models). Tiles are at most ``tile``
+    input pixels square, grown by ``halo`` pixels inside the image. Returns an array of ``fn``'s type,
+    ``(N, C_out, scale·H, scale·W)``.
+    """
+    if tile < 1 or halo < 0 or scale < 1:
+        raise ConfigError(f"tile must be ≥ 1, halo ≥ 0, scale ≥ 1 (got {tile}, {halo}, {scale})")
+    n, _, h, w = x.shape
+    out = None
+    for y0, y1 in tile_spans(h, tile):
+        for x0, x1 in tile_spans(w, tile):
+            cy0, cy1, cx0, cx1 = max(0, y0 - halo), min(h, y1 + halo), max(0, x0 - halo), min(w, x1 + halo)
+            y = fn(x[:, :, cy0:cy1, cx0:cx1])
+            _check_tile_output(y, (cy1 - cy0) * scale, (cx1 - cx0) * scale)
+            if out is None:
+                out = _new_batch(y, (n, y.shape[1], h * scale, w * scale))
+            out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = y[
+                :, :, (y0 - cy0) * scale:(y1 - cy0) * scale, (x0 - cx0) * scale:(x1 - cx0) * scale]
+    return out
+
+
+def _check_tile_output(y: Any, h: int, w: int) -> None:
+    if tuple(y.shape[-2:]) != (h, w):
+        raise ConfigError(f"the network returned a {tuple(y.shape[-2:])} tile; the scale implies {(h, w)}")
+
+
+def _new_batch(like: Any, shape: tuple[int, ...]) -> Any:
+    if hasattr(like, "new_empty"):  # a torch tensor (duck-typed: this module does not import torch)
+        return like.new_empty(shape)
+    return np.empty(shape, dtype=like.dtype)
+
+
+# -- choosing the tile ----------------------------------------------------------------------------------
+
+
+def tile_for_memory(model_or_graph: Any, max_bytes: float) -> int:
+    """Largest square tile (input px) whose estimated activation memory, halo included, fits ``max_bytes``.
+
+    Estimate: ``(tile + 2·halo)² · bytes_per_px`` — the widest layer's input + output in float32 at batch 1.
+    Weights and the runtime's own overhead (ORT arena, allocator slack; PERF.md) are not included: leave room.
+    ``model_or_graph``: SRModel, ONNX ModelProto, onnxruntime session of an srcompress export, or TileProfile.
+    """
+    prof = tile_profile(model_or_graph)
+    side = math.isqrt(int(max_bytes // prof.bytes_per_px)) if max_bytes > 0 else 0
+    tile = side - 2 * prof.halo
+    if tile < MIN_TILE:
+        need = prof.bytes_per_px * (MIN_TILE + 2 * prof.halo) ** 2
+        raise ConfigError(f"a memory cap of {max_bytes / 2**20:.3g} MiB is too small for this network: "
+                          f"{MIN_TILE}-px tiles with a {prof.halo}-px halo need {need / 2**20:.3g} MiB")
+    return tile
+
+
+def tile_profile(obj: Any) -> TileProfile:
+    """Radius, activation bytes per input pixel and scale of an SRModel, ONNX ModelProto or ORT session."""
+    if isinstance(obj, TileProfile):
+        return obj
+    if hasattr(obj, "get_modelmeta"):
+        return profile_from_metadata(obj.get_modelmeta().custom_metadata_map)
+    radius, scale = _walk(obj)
+    per_px = _graph_bytes_per_px(obj) if hasattr(obj, "graph") else _module_bytes_per_px(obj)
+    return TileProfile(math.ceil(radius), per_px, _integer_scale(scale))
+
+
+def profile_from_metadata(meta: dict[str, str]) -> TileProfile:
+    """The profile an srcompress ONNX export records in its metadata (see :data:`META_RADIUS`)."""
+    try:
+        pre = str(meta.get("pre_upsample", "false")).lower() in ("true", "1")
+        return TileProfile(int(meta[META_RADIUS]), float(meta[META_BYTES]), 1 if pre else int(meta["scale"]))
+    except (KeyError, ValueError) as e:
+        raise ConfigError(f"the ONNX metadata has no valid {e} entry: re-export the model with srcompress, "
+                          "or give the halo and the tile explicitly") from None
+
+
+def receptive_radius(model: Any) -> int:
+    """Receptive radius in input pixels (an upper bound) of an SRModel or ONNX ModelProto, from its structure.
+
+    Each conv adds ``max(pad, dilation·(k−1) − pad)`` pixels at its own resolution, converted to input
+    pixels (÷ the scale reached so far: a 3×3 conv after a ×2 pixel shuffle adds ½). A transposed conv of
+    stride s adds that reach ÷ s; a Resize adds 3 of its input pixels. PyTorch models are walked in module
+    order and the reaches summed (a skip path is never longer than the path it skips, so the sum bounds the
+    longest path); ONNX graphs take the maximum over branches at each join.
+    """
+    return math.ceil(_walk(model)[0])
+
+
+def _integer_scale(scale: Fraction) -> int:
+    if scale.denominator != 1 or scale < 1:
+        raise ConfigError(f"the network's scale {scale} is not a whole number ≥ 1; exact tiling needs one")
+    return int(scale)
+
+
+def _reach(kernel: Sequence[int], dilation: Sequence[int], pad_begin: Sequence[int]) -> Fraction:
+    """How far (pixels at the layer's input) an output pixel's inputs lie from its own position."""
+    triples = zip(kernel, dilation, pad_begin, strict=False)
+    return Fraction(max(max(p, d * (k - 1) - p) for k, d, p in triples))
+
+
+def _walk(obj: Any) -> tuple[Fraction, Fraction]:
+    radius, scale = _graph_walk(obj.graph) if hasattr(obj, "graph") else _module_walk(obj)
+    return max(radius, Fraction(1)), scale  # ≥ 1: room for a functional resampling (MSRResNet's bilinear)
+
+
+# -- PyTorch models -------------------------------------------------------------------------------------
+
+
+def _module_walk(model: Any) -> tuple[Fraction, Fraction]:
+    from torch import nn
+
+    radius, scale = Fraction(0), Fraction(1)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            _no_stride(m.stride, type(m).__name__)
+            radius += _reach(m.kernel_size, m.dilation, _torch_padding(m)) / scale
+        elif isinstance(m, nn.ConvTranspose2d):
+            radius += _reach(m.kernel_size, m.dilation, m.padding) / m.stride[0] / scale
+            scale *= m.stride[0]
+        elif isinstance(m, nn.PixelShuffle):
+            scale *= m.upscale_factor
+        elif isinstance(m, nn.Upsample):
+            radius += _RESIZE_REACH / scale
+            factor = m.scale_factor[0] if isinstance(m.scale_factor, tuple) else m.scale_factor
+            scale *= Fraction(float(factor))
+    return radius, scale
+
+
+def _torch_padding(conv: Any) -> tuple[int, ...]:
+    if conv.padding == "same":
+        return tuple(d * (k - 1) // 2 for k, d in zip(conv.kernel_size, conv.dilation, strict=True))
+    return (0,) * len(conv.kernel_size) if conv.padding == "valid" else conv.padding
+
+
+def _no_stride(stride: Sequence[int], what: str) -> None:
+    if any(s != 1 for s in stride):
+        raise ConfigError(f"{what} has stride {tuple(stride)}: exact tiling supports stride-1 convs only")
+
+
+def _module_bytes_per_px(model: Any) -> float:
+    import torch
+
+    sizes: list[int] = []
+
+    def hook(_mod: Any, inputs: tuple, output: Any) -> None:
+        sizes.append(sum(t.numel() for t in inputs if torch.is_tensor(t)) + output.numel())
+
+    leaves = [m for m in model.modules() if next(m.children(), None) is None]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, model.channels, PROBE, PROBE, device=_device(model)))
+    finally:
+        for h in handles:
+            h.remove()
+    return FLOAT_BYTES * max(sizes) / PROBE**2
+
+
+def _device(model: Any) -> Any:
+    return next(model.parameters()).device
+
+
+# -- ONNX graphs ----------------------------------------------------------------------------------------
+
+
+def _graph_walk(graph: Any) -> tuple[Fraction, Fraction]:
+    consts = _constants(graph)
+    state = {i.name: (Fraction(0), Fraction(1)) for i in graph.input if i.name not in consts}
+    for node in graph.node:
+        ins = [state[t] for t in node.input if t in state]
+        if not ins or node.op_type in ("Shape", "Size"):
+            continue  # constants and shape arithmetic carry no pixels
+        step = _node_step(node, max(r for r, _ in ins), ins[0][1], consts)
+        state.update({o: step for o in node.output})
+    return state[graph.output[0].name]
+
+
+def _node_step(node: Any, radius: Fraction, scale: Fraction, consts: dict) -> tuple[Fraction, Fraction]:
+    op, a = node.op_type, _attributes(node)
+    if op in ("Conv", "ConvTranspose"):
+        k = a.get("kernel_shape") or consts[node.input[1]].shape[2:]
+        reach = _reach(k, a.get("dilations", [1] * len(k)), a.get("pads", [0] * 2 * len(k))[:len(k)])
+        stride = a.get("strides", [1] * len(k))
+        if op == "Conv":
+            _no_stride(stride, f"Conv {node.name!r}")
+            return radius + reach / scale, scale
+        return radius + reach / stride[0] / scale, scale * stride[0]
+    if op == "DepthToSpace":
+        return radius, scale * a["blocksize"]
+    if op == "Resize":
+        return radius + _RESIZE_REACH / scale, scale * _resize_factor(node, consts)
+    if op in _POINTWISE:
+        return radius, scale
+    raise ConfigError(f"cannot derive the receptive field through op {op} ({node.name!r}); give the halo")
+
+
+def _resize_factor(node: Any, consts: dict) -> Fraction:
+    scales = consts.get(node.input[2]) if len(node.input) > 2 else None
+    if scales is None or len(scales) < 4:
+        raise ConfigError(f"Resize {node.name!r} has no constant scales; give the halo explicitly")
+    return Fraction(float(scales[2])).limit_denominator(1000)
+
+
+def _attributes(node: Any) -> dict[str, Any]:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _constants(graph: Any) -> dict[str, np.ndarray]:
+    """Initializers and Constant-node outputs by name, as numpy arrays."""
+    from onnx import numpy_helper
+
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    return values
+
+
+def constant_names(graph: Any) -> set[str]:
+    """Initializers and every tensor computed from constants alone (Constant nodes, Identity of a weight, ...)."""
+    names = {t.name for t in graph.initializer}
+    for node in graph.node:
+        if all(t in names for t in node.input if t):
+            names.update(node.output)
+    return names
+
+
+def _graph_bytes_per_px(model: Any) -> float:
+    """Widest node's non-constant inputs + outputs (float32 bytes) per input pixel (shapes at PROBE²)."""
+    import onnx
+
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    dims = fixed.graph.input[0].type.tensor_type.shape.dim
+    for i, value in ((0, 1), (2, PROBE), (3, PROBE)):
+        dims[i].Clear()
+        dims[i].dim_value = value
+    g = onnx.shape_inference.infer_shapes(fixed, strict_mode=True).graph
+    numel = {v.name: math.prod(d.dim_value for d in v.type.tensor_type.shape.dim)
+             for v in (*g.input, *g.value_info, *g.output)}
+    consts = constant_names(g)
+    per_node = [sum(numel.get(t, 0) for t in (*n.input, *n.output) if t and t not in consts) for n in g.node]
+    return FLOAT_BYTES * max(per_node) / PROBE**2
+
+
+# -- RGB images through PyTorch models and ORT sessions ------------------------------------------------
+
+
+def onnx_fn(session: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """``fn`` for :func:`tiled_forward` from an onnxruntime session: float32 NCHW numpy in, numpy out."""
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+
+class TiledNet:
+    """Stands in for an SRModel (``scale``, ``channels``, ``pre_upsample``, call); runs tile by tile.
+
+    ``profile`` None: one whole-image call. ``tile`` is in network-input pixels.
+    """
+
+    def __init__(self, fn: Callable, attrs: tuple[int, int, bool], profile: TileProfile | None,
+                 tile: int) -> None:
+        self.fn, self.profile, self.tile = fn, profile, tile
+        self.scale, self.channels, self.pre_upsample = attrs
+
+    def eval(self) -> TiledNet:
+        return self
+
+    def __call__(self, x: Any) -> Any:
+        if self.profile is None:
+            return self.fn(x)
+        return tiled_forward(self.fn, x, self.profile.scale, self.tile, self.profile.halo)
+
+
+def tiled_network(model: Any, *, tile: int | None = None, max_bytes: float | None = None,
+                  halo: int | None = None) -> TiledNet:
+    """Wrap an SRModel or ORT session so that calling it runs tile by tile (torch NCHW in and out).
+
+    ``tile``: LR pixels (×scale for pre-upsampling models, whose input is HR) and/or ``max_bytes``
+    (:func:`tile_for_memory`) bound the tile, the smaller wins; neither → one whole-image call.
+    ``halo`` overrides the derived receptive radius (a smaller one breaks exactness).
+    """
+    fn, attrs = _callable(model)
+    if tile is None and max_bytes is None:
+        return TiledNet(fn, attrs, None, _UNTILED)
+    prof = tile_profile(model)
+    prof = prof if halo is None else replace(prof, halo=int(halo))
+    limits = [tile * (attrs[0] if attrs[2] else 1)] if tile else []
+    if max_bytes:
+        limits.append(tile_for_memory(prof, max_bytes))
+    return TiledNet(fn, attrs, prof, min(limits))
+
+
+def _callable(model: Any) -> tuple[Callable, tuple[int, int, bool]]:
+    """A torch-in/torch-out callable and (scale, channels, pre_upsample) of an SRModel or ORT session."""
+    if not hasattr(model, "get_modelmeta"):
+        return model, (model.scale, model.channels, bool(model.pre_upsample))
+    import torch
+
+    meta = model.get_modelmeta().custom_metadata_map
+    try:
+        attrs = (int(meta["scale"]), int(meta["channels"]), meta.get("pre_upsample", "false") == "true")
+    except (KeyError, ValueError):
+        msg = "the ONNX graph has no scale/channels metadata: re-export it with srcompress"
+        raise ConfigError(msg) from None
+    run = onnx_fn(model)
+    return (lambda x: torch.from_numpy(run(x.detach().cpu().numpy()))), attrs
+
+
+def upscale_tiled(model: Any, lr_rgb: Any, *, tile: int | None = None, max_bytes: float | None = None,
+                  halo: int | None = None) -> Any:
+    """Super-resolve an RGB batch tile by tile: NCHW float32 in [0, 1] → scale× larger, clipped to [0, 1].
+
+    ``model``: an SRModel or an onnxruntime session of an srcompress export. Colour handling (Y models,
+    VDSR's bicubic-upscaled input) is :func:`sr_compress.infer.super_resolve`'s; only the network runs per
+    tile, so the result equals untiled ``super_resolve`` to ≤ 1e-5. Tile options as in :func:`tiled_network`.
+    """
+    from ..infer import super_resolve
+
+    return super_resolve(tiled_network(model, tile=tile, max_bytes=max_bytes, halo=halo), lr_rgb)
+
+
+def upscale_onnx_files(model_path: Any, images: Sequence[Any], out: Any, *, tile: int | None = None,
+                       max_bytes: float | None = None, force: bool = False) -> list[Any]:
+    """``srcompress upscale M.onnx``: image files through an srcompress ONNX export (ORT, CPU).
+
+    Same file handling and colour handling as checkpoints (:func:`sr_compress.workflows.upscale_files`);
+    the network runs inside a :class:`TiledNet`, tiled when ``tile`` (LR px) or ``max_bytes`` is given.
+    """
+    from ..workflows import upscale_files
+    from .onnx import ort_session
+
+    net = tiled_network(ort_session(model_path), tile=tile, max_bytes=max_bytes)
+    return upscale_files(net, images, out, force=force)  # no tile there: the tiling happens inside ``net``
