@@ -14,7 +14,7 @@ from typing import Any
 from .checkpoint import LoadedModel, load_checkpoint, provenance_entry, save_checkpoint
 from .errors import ConfigError, DataError
 from .evaluate import EvalReport, evaluate_bicubic, evaluate_model
-from .fileio import check_output
+from .fileio import check_output, require_file
 from .models import SRModel, build_model, count_params
 
 
@@ -115,36 +115,36 @@ def write_rgb(img, path: Path) -> None:
     Image.fromarray(np.ascontiguousarray(arr), "RGB").save(path, format="PNG")
 
 
-def upscale_files(model: SRModel, images: Sequence[str | Path], out: str | Path, *, tile: int | None = None,
-                  force: bool = False) -> list[Path]:
-    """Super-resolve image files. One image → ``out`` may be a .png file; otherwise ``out`` is a folder."""
-    from .fileio import atomic_write
+def upscale_files(model: Any, images: Sequence[str | Path], out: str | Path, *, tile: int | None = None,
+                  max_bytes: float | None = None, force: bool = False) -> list[Path]:
+    """Super-resolve image files with an SRModel or an exported ``.onnx`` path (run by onnxruntime).
 
+    One image → ``out`` may be a .png file; otherwise ``out`` is a folder of ``<stem>_x<scale>.png``.
+    ``tile`` (LR px) and/or ``max_bytes`` run the network tile by tile with an exact halo (same output).
+    """
+    from .deploy.tiling import tiled_network
+    from .fileio import atomic_write
+    from .infer import super_resolve
+    from .train.data import read_image
+
+    if isinstance(model, (str, Path)):
+        from .deploy.onnx import ort_session
+
+        model = ort_session(require_file(model, "ONNX model"))
+    net = tiled_network(model, tile=tile, max_bytes=max_bytes)
     srcs = [Path(p) for p in images]
     if not srcs:
         raise DataError("no input images given")
     out = Path(out)
     single = len(srcs) == 1 and out.suffix.lower() == ".png"
-    targets = [out] if single else [out / f"{p.stem}_x{model.scale}.png" for p in srcs]
+    targets = [out] if single else [out / f"{p.stem}_x{net.scale}.png" for p in srcs]
     for t in targets:
         check_output(t, inputs=srcs, force=force)
-    from .train.data import read_image
-
     written = []
     for src, dst in zip(srcs, targets, strict=True):
-        sr = _upscale_one(model, read_image(src), tile)
+        sr = super_resolve(net, read_image(src).unsqueeze(0))[0]
         written.append(atomic_write(dst, lambda p, sr=sr: write_rgb(sr, p), inputs=srcs, force=force))
     return written
-
-
-def _upscale_one(model: SRModel, lr, tile: int | None):
-    from .infer import super_resolve
-
-    if tile:
-        from .deploy.tiling import upscale_tiled
-
-        return upscale_tiled(model, lr.unsqueeze(0), tile=tile)[0]
-    return super_resolve(model, lr.unsqueeze(0))[0]
 
 
 def model_info(path: str | Path, *, size: tuple[int, int] = (320, 180)) -> dict[str, Any]:

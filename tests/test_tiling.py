@@ -139,7 +139,7 @@ def test_upscale_onnx_files_matches_the_checkpoint_path(tmp_path):
     rgb = (_rand(3, 18, 21).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
     Image.fromarray(rgb).save(tmp_path / "in.png")
     src = [tmp_path / "in.png"]
-    onnx_out = tiling.upscale_onnx_files(tmp_path / "m.onnx", src, tmp_path / "a.png", tile=8)
+    onnx_out = upscale_files(tmp_path / "m.onnx", src, tmp_path / "a.png", tile=8)
     torch_out = upscale_files(m, [tmp_path / "in.png"], tmp_path / "b.png")
     a, b = (np.asarray(Image.open(p[0]), dtype=int) for p in (onnx_out, torch_out))
     assert a.shape == (36, 42, 3) and np.abs(a - b).max() <= 1

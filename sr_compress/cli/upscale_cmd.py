@@ -14,9 +14,12 @@ from ._common import console, force_option, model_options, overrides_from
               help="Output .png for one image, else a folder (files named <stem>_x<scale>.png).")
 @click.option("--tile", type=click.IntRange(min=8), default=None,
               help="Process in overlapping tiles of this LR size (bounded memory, identical output).")
+@click.option("--max-memory-mb", type=click.FloatRange(min=1), default=None,
+              help="Cap the network's activation memory: picks the largest tile that fits (exact output).")
 @model_options
 @force_option
-def upscale(model: str, images: tuple[str, ...], output: str, tile: int | None, force: bool, **over) -> None:
+def upscale(model: str, images: tuple[str, ...], output: str, tile: int | None, max_memory_mb: float | None,
+            force: bool, **over) -> None:
     """Upscale IMAGES with MODEL (.pt checkpoint of any supported format, or .onnx). 8-bit PNG out.
 
     Y-channel models (VDSR, FSRCNN-Y) super-resolve luma and keep the bicubic-upscaled chroma.
@@ -25,14 +28,10 @@ def upscale(model: str, images: tuple[str, ...], output: str, tile: int | None, 
     Example:
       srcompress upscale student.pt photo.png -o photo_x4.png --tile 256
     """
-    if model.lower().endswith(".onnx"):
-        from ..deploy.tiling import upscale_onnx_files
+    from ..workflows import load_model, upscale_files
 
-        written = upscale_onnx_files(model, list(images), output, tile=tile, force=force)
-    else:
-        from ..workflows import load_model, upscale_files
-
-        loaded = load_model(model, overrides=overrides_from(over))
-        written = upscale_files(loaded.model, list(images), output, tile=tile, force=force)
+    net = model if model.lower().endswith(".onnx") else load_model(model, overrides=overrides_from(over)).model
+    max_bytes = max_memory_mb * 2**20 if max_memory_mb else None
+    written = upscale_files(net, list(images), output, tile=tile, max_bytes=max_bytes, force=force)
     for p in written:
         console.print(f"wrote {p}")

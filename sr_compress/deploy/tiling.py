@@ -392,17 +392,3 @@ def upscale_tiled(model: Any, lr_rgb: Any, *, tile: int | None = None, max_bytes
     from ..infer import super_resolve
 
     return super_resolve(tiled_network(model, tile=tile, max_bytes=max_bytes, halo=halo), lr_rgb)
-
-
-def upscale_onnx_files(model_path: Any, images: Sequence[Any], out: Any, *, tile: int | None = None,
-                       max_bytes: float | None = None, force: bool = False) -> list[Any]:
-    """``srcompress upscale M.onnx``: image files through an srcompress ONNX export (ORT, CPU).
-
-    Same file handling and colour handling as checkpoints (:func:`sr_compress.workflows.upscale_files`);
-    the network runs inside a :class:`TiledNet`, tiled when ``tile`` (LR px) or ``max_bytes`` is given.
-    """
-    from ..workflows import upscale_files
-    from .onnx import ort_session
-
-    net = tiled_network(ort_session(model_path), tile=tile, max_bytes=max_bytes)
-    return upscale_files(net, images, out, force=force)  # no tile there: the tiling happens inside ``net``
