@@ -58,7 +58,7 @@ def load_graph(model: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
         raise InputError(f"{model}: not a readable ONNX model ({type(e).__name__})") from None
 
 
-def _runtime_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+def runtime_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
     inits = {t.name for t in graph.initializer}
     return [i for i in graph.input if i.name not in inits]
 
@@ -67,7 +67,7 @@ def with_input_shape(model: onnx.ModelProto, shape: Sequence[int]) -> onnx.Model
     """A copy of ``model`` whose (first) runtime input has the fixed ``shape``; shapes inferred throughout."""
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
-    inputs = _runtime_inputs(fixed.graph)
+    inputs = runtime_inputs(fixed.graph)
     if not inputs:
         raise InputError("the ONNX graph has no runtime input")
     dims = inputs[0].type.tensor_type.shape.dim
@@ -77,27 +77,36 @@ def with_input_shape(model: onnx.ModelProto, shape: Sequence[int]) -> onnx.Model
         d.Clear()
         d.dim_value = int(n)
     del fixed.graph.value_info[:]
+    for out in fixed.graph.output:  # re-inferred from the fixed input (stale declared dims would conflict)
+        out.type.tensor_type.ClearField("shape")
     try:
         return shape_inference.infer_shapes(fixed, data_prop=True)
     except Exception as e:  # onnx's InferenceError and friends
         raise InputError(f"ONNX shape inference failed for input shape {list(shape)}: {e}") from None
 
 
-def _value_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
-    g = model.graph
-    return {v.name: v.type for v in (*g.input, *g.value_info, *g.output)}
+def tensor_infos(model: onnx.ModelProto) -> dict[str, tuple[list[int | None], int]]:
+    """``name → (dims, bytes per element)`` for every typed value and initializer (None: unknown dim)."""
+    g, info = model.graph, {}
+    for v in (*g.input, *g.value_info, *g.output):
+        tt = v.type.tensor_type
+        if tt.elem_type and tt.HasField("shape"):
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+            info[v.name] = (dims, helper.tensor_dtype_to_np_dtype(tt.elem_type).itemsize)
+    for t in g.initializer:
+        info[t.name] = (list(t.dims), helper.tensor_dtype_to_np_dtype(t.data_type).itemsize)
+    return info
 
 
-def _nbytes(name: str, types: dict[str, onnx.TypeProto]) -> int:
-    tt = types[name].tensor_type if name in types else None
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim] if tt else [None]
-    if tt is None or not tt.HasField("shape") or None in dims or tt.elem_type == 0:
+def _shape(name: str, infos: dict) -> list[int]:
+    dims = infos[name][0] if name in infos else [None]
+    if None in dims:
         raise InputError(f"cannot infer the shape of tensor {name!r}; export with static or inferable shapes")
-    return math.prod(dims) * helper.tensor_dtype_to_np_dtype(tt.elem_type).itemsize
+    return dims
 
 
-def _shape(name: str, types: dict[str, onnx.TypeProto]) -> list[int]:
-    return [d.dim_value for d in types[name].tensor_type.shape.dim]
+def _nbytes(name: str, infos: dict) -> int:
+    return math.prod(_shape(name, infos)) * infos[name][1]
 
 
 def constant_names(graph: onnx.GraphProto) -> set[str]:
@@ -125,16 +134,16 @@ def _tensor_bytes(t: onnx.TensorProto) -> int:
 
 def lifetimes(model: onnx.ModelProto) -> dict[str, _Tensor]:
     """Every activation tensor with its size and [producer, last consumer] interval in node order."""
-    g, types = model.graph, _value_types(model)
+    g, infos = model.graph, tensor_infos(model)
     const, n = constant_names(g), len(g.node)
-    live = {i.name: _Tensor(_nbytes(i.name, types), -1, -1) for i in _runtime_inputs(g)}
+    live = {i.name: _Tensor(_nbytes(i.name, infos), -1, -1) for i in runtime_inputs(g)}
     for idx, node in enumerate(g.node):
         for name in node.input:
             if name in live:
                 live[name].last = idx
         for name in node.output:
             if name and name not in const:
-                live[name] = _Tensor(_nbytes(name, types), idx, idx)
+                live[name] = _Tensor(_nbytes(name, infos), idx, idx)
     for o in g.output:
         if o.name in live:
             live[o.name].last = n
@@ -152,18 +161,18 @@ def activation_bound(model: onnx.ModelProto) -> tuple[int, int]:
     return best, at
 
 
-def node_flops(node: onnx.NodeProto, types: dict[str, onnx.TypeProto]) -> int:
+def node_flops(node: onnx.NodeProto, infos: dict) -> int:
     """2 · MACs of one Conv / ConvTranspose / Gemm / MatMul node (0 for any other op)."""
     if node.op_type not in MAC_OPS:
         return 0
     if node.op_type in ("Gemm", "MatMul"):
-        a, out = _shape(node.input[0], types), _shape(node.output[0], types)
+        a, out = _shape(node.input[0], infos), _shape(node.output[0], infos)
         k = a[-1] if not _attr(node, "transA", 0) else a[-2]
         return 2 * math.prod(out) * k
-    w = _shape(node.input[1], types)  # Conv: [C_out, C_in/g, k…]; ConvTranspose: [C_in, C_out/g, k…]
+    w = _shape(node.input[1], infos)  # Conv: [C_out, C_in/g, k…]; ConvTranspose: [C_in, C_out/g, k…]
     if node.op_type == "Conv":
-        return 2 * math.prod(_shape(node.output[0], types)) * math.prod(w[1:])
-    return 2 * math.prod(_shape(node.input[0], types)) * math.prod(w[1:])
+        return 2 * math.prod(_shape(node.output[0], infos)) * math.prod(w[1:])
+    return 2 * math.prod(_shape(node.input[0], infos)) * math.prod(w[1:])
 
 
 def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
@@ -183,15 +192,15 @@ def count_params(graph: onnx.GraphProto) -> int:
 def graph_cost(model: onnx.ModelProto | str | Path, input_shape: Sequence[int]) -> GraphCost:
     """Bound, weights, params and FLOPs of ``model`` for a runtime input of ``input_shape`` (e.g. NCHW)."""
     fixed = with_input_shape(load_graph(model), input_shape)
-    types = _value_types(fixed)
+    infos = tensor_infos(fixed)
     peak, at = activation_bound(fixed)
     node = fixed.graph.node[at] if at >= 0 else None
     return GraphCost(
         input_shape=[int(s) for s in input_shape],
-        output_shape=_shape(fixed.graph.output[0].name, types),
+        output_shape=_shape(fixed.graph.output[0].name, infos),
         bound_bytes=peak,
         peak_node=f"{node.op_type} {node.name}".strip() if node is not None else "",
         weights_bytes=weights_bytes(fixed.graph),
         params=count_params(fixed.graph),
-        flops=sum(node_flops(n, types) for n in fixed.graph.node),
+        flops=sum(node_flops(n, infos) for n in fixed.graph.node),
     )

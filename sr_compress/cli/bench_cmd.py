@@ -1,0 +1,140 @@
+"""``srcompress bench``: latency, peak memory and the theoretical bound of models, side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ._common import console, err_console, force_option, json_option, print_json
+
+PRESETS = ("lowmem", "arena", "default")
+
+
+@click.command("bench")
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to run [default: cpu].")
+@click.option("--size", help="Output (HR) size WxH; the model input is size/scale [default: 1920x1080].")
+@click.option("--scale", type=click.IntRange(2, 4), help="Scale, for a model that does not record it.")
+@click.option("--threads", type=click.IntRange(1), help="Intra-op threads [default: PyTorch's].")
+@click.option("--runs", type=click.IntRange(1), help="Timed runs per model [default: 5].")
+@click.option("--warmup", type=click.IntRange(0), help="Warm-up runs per model [default: 2].")
+@click.option("--rounds", type=click.IntRange(1), default=None,
+              help="Fresh-process memory measurements per model (median) [default: 1].")
+@click.option("--ort-preset", "presets", multiple=True, type=click.Choice(PRESETS),
+              help="onnxruntime memory settings; repeat to compare [default: lowmem = arena and memory "
+                   "pattern off, glibc mmap threshold 1 MB].")
+@click.option("--channels-last/--nchw", default=True, show_default=True, help="PyTorch memory format (.pt).")
+@click.option("--no-memory", is_flag=True, help="Skip the peak-memory measurement (latency only).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Write report.md, report.json and report.png into this folder.")
+@click.option("--budget", type=click.Path(dir_okay=False), default=None,
+              help="Budgets TOML (e.g. export/budgets.toml): exit 1 when a model exceeds its budget.")
+@click.option("--psnr", multiple=True, metavar="NAME=DB", help="A model's PSNR (report scatter plot).")
+@force_option
+@json_option
+def bench(models: tuple[str, ...], as_json: bool, **opts: Any) -> None:
+    """Measure latency (interleaved runs) and peak memory (fresh processes) of MODELS (.onnx / .pt).
+
+    Every table states threads, provider, graph-optimisation level, input size, precision and machine.
+
+    \b
+    Example:
+      srcompress bench teacher.onnx student.onnx --size 1920x1080 --report runs/bench
+      srcompress bench student.onnx --budget export/budgets.toml
+    """
+    from ..deploy.bench import bench_models
+    from ..deploy.report import check_budgets, check_report_dir, load_budgets, write_report
+
+    budgets = load_budgets(opts["budget"]) if opts["budget"] else None
+    if opts["report_dir"]:
+        check_report_dir(opts["report_dir"], inputs=models, force=opts["force"])
+    settings = _settings(opts, budgets.defaults if budgets else None)
+    psnr = _parse_psnr(opts["psnr"])
+    command = _command_line(models, settings, opts)
+    with err_console.status("benchmarking…"):
+        result = bench_models(list(models), memory=not opts["no_memory"], channels_last=opts["channels_last"],
+                              command=command, **settings)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        _render(result, psnr)
+    if opts["report_dir"]:
+        files = write_report(result, opts["report_dir"], psnr, force=opts["force"])
+        err_console.print(f"report: {files.markdown}, {files.json}, {files.png}")
+    if budgets:
+        _gate(check_budgets(result, budgets), budgets, result)
+
+
+def _settings(opts: dict[str, Any], defaults: Any) -> dict[str, Any]:
+    """Command line first, then the budgets file's [defaults], then the library's defaults."""
+    from ..workflows import parse_size
+
+    def pick(name: str, fallback: Any) -> Any:
+        given = opts.get(name)
+        if given not in (None, ()):
+            return given
+        value = getattr(defaults, name, None) if defaults is not None else None
+        return fallback if value is None else value
+
+    return {"device": pick("device", "cpu"), "size": parse_size(pick("size", "1920x1080")),
+            "scale": pick("scale", None), "threads": pick("threads", None), "runs": pick("runs", 5),
+            "warmup": pick("warmup", 2), "rounds": pick("rounds", 1),
+            "presets": tuple(pick("presets", ("lowmem",)))}
+
+
+def _command_line(models: tuple[str, ...], settings: dict[str, Any], opts: dict[str, Any]) -> str:
+    """The equivalent command with every effective setting spelled out (for the report)."""
+    w, h = settings["size"]
+    parts = ["srcompress bench", *models, f"--device {settings['device']} --size {w}x{h}"]
+    parts += [f"--{k} {settings[k]}" for k in ("scale", "threads", "runs", "warmup", "rounds") if settings[k]]
+    parts += [f"--ort-preset {p}" for p in settings["presets"]]
+    flags = (("--nchw", not opts["channels_last"]), ("--no-memory", opts["no_memory"]))
+    parts += [flag for flag, on in flags if on]
+    return " ".join(str(p) for p in parts)
+
+
+def _parse_psnr(items: tuple[str, ...]) -> dict[str, float]:
+    from ..errors import ConfigError
+
+    out = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise ConfigError(f"--psnr wants NAME=DB (e.g. student=32.1), got {item!r}")
+    return out
+
+
+def _render(result: Any, psnr: dict[str, float]) -> None:
+    """One column per model, one row per measure (fits a terminal for a handful of models)."""
+    from rich.table import Table
+
+    from ..deploy.report import settings_line, table_rows
+
+    headers, rows = table_rows(result, psnr or None)
+    t = Table()
+    t.add_column("")
+    for row in rows:
+        t.add_column(row[0], justify="right")
+    for k, h in enumerate(headers[1:], start=1):
+        t.add_row(h, *[row[k] for row in rows])
+    console.print(t)
+    console.print(f"[dim]{settings_line(result)}[/]")
+
+
+def _gate(violations: list, budgets: Any, result: Any) -> None:
+    from ..deploy.report import budget_for
+    from ..errors import BudgetExceededError
+
+    for m in result.models:
+        if budget_for(m, budgets) is None:
+            err_console.print(f"[yellow]note[/] {m.name}: no budget in {budgets.path}")
+    for v in violations:
+        click.echo(f"over budget: {v.message}", err=True)
+    if violations:
+        raise BudgetExceededError(f"{len(violations)} budget violation(s) against {budgets.path}")
+    err_console.print(f"[green]within budget[/] ({budgets.path})")

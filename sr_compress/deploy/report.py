@@ -1,0 +1,323 @@
+"""Benchmark reports (Markdown, JSON, PNG) and the budget gate for CI.
+
+Units: MB = 10⁶ bytes, ms = 10⁻³ s, GFLOP = 10⁹ floating-point operations (2 per multiply-accumulate).
+Budgets (``export/budgets.toml``)::
+
+    [defaults]              # optional: benchmark settings used when the command line gives none
+    size = "320x180"        # output W×H
+    [models.plain_tiny]     # matched by the model file's stem
+    peak_mb = 40            # max(first run, steady state) peak rise
+    latency_ms = 200        # median
+    bound_ratio = 1.5       # max(first, steady) peak / theoretical bound
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from ..config import from_dict
+from ..errors import ConfigError
+from ..fileio import atomic_write, atomic_write_text, check_output, require_file
+from .bench import BenchResult, ModelBench
+
+MB = 1e6
+
+
+# -- tables --------------------------------------------------------------------------------------------------
+COLUMNS = ("model", "config", "input", "GFLOP", "params", "bound MB", "first MB", "steady MB", "retained MB",
+           "total MB", "median ms", "p90 ms", "× first", "GFLOP/s", "% peak")
+
+
+def _fmt(v: float | None, spec: str = "", suffix: str = "") -> str:
+    """``spec`` format, or by default 1 decimal from 10 up and 3 significant digits below."""
+    if v is None:
+        return "–"
+    return f"{v:{spec or ('.1f' if abs(v) >= 10 else '.3g')}}{suffix}"
+
+
+def config_label(m: ModelBench) -> str:
+    """Short description of how the model ran: ORT preset or PyTorch memory format."""
+    if m.kind == "onnx":
+        return f"ORT {m.options.get('preset', '?')}"
+    return "torch " + ("channels_last" if m.options.get("channels_last") else "NCHW")
+
+
+def table_rows(result: BenchResult,
+               psnr: Mapping[str, float] | None = None) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells, one row per model (shared by the Markdown and the terminal table)."""
+    headers = list(COLUMNS) + (["PSNR dB"] if psnr else [])
+    rows = []
+    for m in result.models:
+        mem, lat = m.memory, m.latency
+        row = [m.name, config_label(m), "×".join(map(str, m.input_shape[2:][::-1])),
+               _fmt(m.flops / 1e9), f"{m.params:,}", _fmt(m.bound_bytes / MB),
+               _mem_cell(mem.first_bytes if mem else None, m.first_ratio),
+               _mem_cell(mem.steady_bytes if mem else None, m.steady_ratio),
+               _fmt(mem.retained_bytes / MB if mem else None),
+               _fmt(mem.footprint_bytes / MB if mem and mem.footprint_bytes is not None else None),
+               _fmt(lat.median_s * 1e3 if lat else None), _fmt(lat.p90_s * 1e3 if lat else None),
+               _fmt(m.ratio_vs_first, ".2f"), _fmt(m.gflops), _fmt(m.pct_peak, ".0f", "%")]
+        if psnr:
+            row.append(_fmt(psnr_for(m, psnr), ".2f"))
+        rows.append(row)
+    return headers, rows
+
+
+def _mem_cell(nbytes: int | None, ratio: float | None) -> str:
+    if nbytes is None:
+        return "–"
+    return f"{_fmt(nbytes / MB)} ({ratio:.2f}×)" if ratio is not None else _fmt(nbytes / MB)
+
+
+def psnr_for(m: ModelBench, psnr: Mapping[str, float]) -> float | None:
+    """PSNR given for this model by entry name, file stem or file name."""
+    for key in (m.name, m.stem, Path(m.path).name):
+        if key in psnr:
+            return float(psnr[key])
+    return None
+
+
+def settings_line(result: BenchResult) -> str:
+    """Everything a reader needs to reproduce the numbers, on one line."""
+    s, mc, m0 = result.settings, result.machine, result.models[0]
+    providers = ", ".join(sorted({m.provider for m in result.models}))
+    where = mc.gpu or f"{mc.cpu} ({mc.cores} cores)"
+    peak = f", matmul peak {mc.matmul_gflops:.0f} GFLOP/s" if mc.matmul_gflops else ""
+    memory = f"memory: {s.rounds} fresh process(es) per model" if s.rounds else "memory not measured"
+    return (f"{s.device}, {s.threads} threads, {providers}, graph optimisation {s.optimization}, "
+            f"output {s.size[0]}×{s.size[1]} (model input {m0.input_shape[3]}×{m0.input_shape[2]}), "
+            f"{s.precision}, batch 1; {s.warmup} warm-up + {s.runs} timed runs interleaved, {memory}; "
+            f"{where}{peak}; torch {mc.torch}, "
+            f"onnxruntime {mc.onnxruntime}, {s.timing_process} in the timing process; {mc.date}")
+
+
+def markdown_table(result: BenchResult, psnr: Mapping[str, float] | None = None) -> str:
+    headers, rows = table_rows(result, psnr)
+    right = [h not in ("model", "config", "input") for h in headers]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if r else "---" for r in right) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def report_markdown(result: BenchResult, psnr: Mapping[str, float] | None = None,
+                    title: str = "Benchmark") -> str:
+    """A self-contained Markdown report: settings, the table, what each column means."""
+    parts = [f"# {title}", "", f"Settings: {settings_line(result)}.", ""]
+    if result.command:
+        parts += [f"Command: `{result.command}`", ""]
+    parts += [markdown_table(result, psnr), "", COLUMN_NOTES]
+    return "\n".join(parts) + "\n"
+
+
+COLUMN_NOTES = (
+    "Bound: theoretical minimum live activation memory of the graph's schedule (weights excluded). First / "
+    "steady: peak resident-memory rise over the post-setup baseline for the first run and for later runs "
+    "(ratio to the bound), median over fresh processes; retained: resident memory still held after the runs; "
+    "total: the highest peak over the process before the model was opened (weights, runtime, input). "
+    "× first: median latency relative to the first model, measured interleaved in the same process. "
+    "% peak: achieved GFLOP/s over the measured dense float32 matmul peak. MB = 10⁶ bytes."
+)
+
+
+# -- files ---------------------------------------------------------------------------------------------------
+@dataclass
+class ReportFiles:
+    markdown: Path
+    json: Path
+    png: Path
+
+
+def check_report_dir(out_dir: str | os.PathLike, *, inputs: Sequence[str | os.PathLike] = (),
+                     force: bool = False) -> ReportFiles:
+    """The three report paths in ``out_dir``, each checked writable (no overwrite without ``force``)."""
+    out = Path(out_dir)
+    files = ReportFiles(out / "report.md", out / "report.json", out / "report.png")
+    for p in (files.markdown, files.json, files.png):
+        check_output(p, inputs=inputs, force=force)
+    return files
+
+
+def result_json(result: BenchResult, psnr: Mapping[str, float] | None = None) -> str:
+    data = result.to_dict()
+    if psnr:
+        data["psnr"] = dict(psnr)
+    return json.dumps(data, indent=2)
+
+
+def write_report(result: BenchResult, out_dir: str | os.PathLike, psnr: Mapping[str, float] | None = None, *,
+                 force: bool = False) -> ReportFiles:
+    """Write ``report.md``, ``report.json`` and ``report.png`` into ``out_dir``, each atomically."""
+    inputs = [m.path for m in result.models]
+    files = check_report_dir(out_dir, inputs=inputs, force=force)
+    atomic_write_text(files.json, result_json(result, psnr), inputs=inputs, force=force)
+    atomic_write(files.png, lambda p: plot(result, p, psnr), inputs=inputs, force=force)
+    atomic_write_text(files.markdown, report_markdown(result, psnr), inputs=inputs, force=force)
+    return files
+
+
+def plot(result: BenchResult, path: str | os.PathLike, psnr: Mapping[str, float] | None = None) -> None:
+    """PNG: latency bars, peak-memory bars (first, steady; bound as a marker), PSNR vs memory if given."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, renders with Agg
+
+    points = [(m, psnr_for(m, psnr)) for m in result.models] if psnr else []
+    points = [(m, v) for m, v in points if v is not None and m.memory]
+    ncols = 3 if points else 2
+    fig = Figure(figsize=(5.5 * ncols, 4.2), layout="constrained")
+    axes = fig.subplots(1, ncols)
+    _latency_axes(axes[0], result.models)
+    _memory_axes(axes[1], result.models)
+    if points:
+        _psnr_axes(axes[2], points)
+    fig.suptitle(_plot_title(result), fontsize=9)
+    fig.savefig(path, format="png", dpi=110)
+
+
+def _plot_title(result: BenchResult) -> str:
+    s, mc = result.settings, result.machine
+    return (f"{s.device} · {s.threads} threads · output {s.size[0]}×{s.size[1]} · {s.precision} · "
+            f"{mc.gpu or mc.cpu} · {mc.date[:10]}")
+
+
+def _latency_axes(ax: Any, models: Sequence[ModelBench]) -> None:
+    xs = range(len(models))
+    med = [m.latency.median_s * 1e3 if m.latency else 0 for m in models]
+    p90 = [m.latency.p90_s * 1e3 - v if m.latency else 0 for m, v in zip(models, med, strict=True)]
+    ax.bar(xs, med, yerr=[[0] * len(med), p90], capsize=3, color="tab:blue")
+    ax.set_xticks(list(xs), [m.name for m in models], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("latency, ms (median; bar to p90)")
+
+
+def _memory_axes(ax: Any, models: Sequence[ModelBench]) -> None:
+    xs = list(range(len(models)))
+    first = [m.memory.first_bytes / MB if m.memory else 0 for m in models]
+    steady = [m.memory.steady_bytes / MB if m.memory else 0 for m in models]
+    ax.bar([x - 0.2 for x in xs], first, 0.4, label="first run", color="tab:orange")
+    ax.bar([x + 0.2 for x in xs], steady, 0.4, label="steady state", color="tab:red")
+    ax.scatter(xs, [m.bound_bytes / MB for m in models], marker="_", s=900, color="black", zorder=3,
+               label="theoretical bound")
+    ax.set_xticks(xs, [m.name for m in models], rotation=20, ha="right", fontsize=8)
+    values = [v for v in first + steady if v > 0]
+    if values and max(values) > 20 * min(values):
+        ax.set_yscale("log")  # a 66 MB student beside a 1.5 GB teacher stays readable
+    ax.set_ylabel("peak memory rise, MB")
+    ax.legend(fontsize=8, loc="best")
+
+
+def _psnr_axes(ax: Any, points: Sequence[tuple[ModelBench, float]]) -> None:
+    for m, v in points:
+        ax.scatter(m.memory.steady_bytes / MB, v, s=40)
+        ax.annotate(m.name, (m.memory.steady_bytes / MB, v), fontsize=8, xytext=(4, 4),
+                    textcoords="offset points")
+    ax.set_xlabel("peak memory (steady state), MB")
+    ax.set_ylabel("PSNR, dB")
+    ax.grid(alpha=0.3)
+
+
+def replace_between_markers(text: str, block: str, begin: str = "<!-- bench:begin -->",
+                            end: str = "<!-- bench:end -->") -> str:
+    """``text`` with everything between the two marker lines replaced by ``block`` (markers kept)."""
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        raise ConfigError(f"markers {begin} … {end} not found (in this order)")
+    return text[: i + len(begin)] + "\n" + block.strip("\n") + "\n" + text[j:]
+
+
+# -- budgets -------------------------------------------------------------------------------------------------
+@dataclass
+class Budget:
+    """Limits for one model; None = not budgeted."""
+
+    peak_mb: float | None = None
+    latency_ms: float | None = None
+    bound_ratio: float | None = None
+
+
+@dataclass
+class BudgetDefaults:
+    """Benchmark settings a budgets file asks for (the command line wins)."""
+
+    size: str | None = None
+    scale: int | None = None
+    device: str | None = None
+    threads: int | None = None
+    warmup: int | None = None
+    runs: int | None = None
+    rounds: int | None = None
+    presets: list[str] | None = None
+
+
+@dataclass
+class Budgets:
+    path: Path
+    defaults: BudgetDefaults = field(default_factory=BudgetDefaults)
+    models: dict[str, Budget] = field(default_factory=dict)
+
+
+@dataclass
+class Violation:
+    model: str
+    metric: str  # "peak_mb" | "latency_ms" | "bound_ratio"
+    measured: float
+    budget: float
+    message: str
+
+
+def load_budgets(path: str | os.PathLike) -> Budgets:
+    """Read a budgets TOML file; unknown tables or keys and wrong types are a ConfigError."""
+    p = require_file(path, "budgets file")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: not valid TOML ({e})") from None
+    unknown = sorted(set(data) - {"defaults", "models"})
+    if unknown:
+        raise ConfigError(f"{p}: unknown table(s) {', '.join(unknown)}; valid: defaults, models")
+    defaults = from_dict(BudgetDefaults, data.get("defaults", {}), f"{p.name} [defaults]")
+    models = data.get("models", {})
+    if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
+        raise ConfigError(f"{p}: [models] must hold one table per model, e.g. [models.plain_tiny]")
+    budgets = {name: from_dict(Budget, v, f"{p.name} [models.{name}]") for name, v in models.items()}
+    return Budgets(p, defaults, budgets)
+
+
+def budget_for(m: ModelBench, budgets: Budgets) -> Budget | None:
+    """The model's budget by entry name, else by file stem."""
+    return budgets.models.get(m.name) or budgets.models.get(m.stem)
+
+
+def check_budgets(result: BenchResult, budgets: Budgets | str | os.PathLike) -> list[Violation]:
+    """Every budget a benchmarked model exceeds, with a one-line message each."""
+    b = budgets if isinstance(budgets, Budgets) else load_budgets(budgets)
+    out: list[Violation] = []
+    for m in result.models:
+        budget = budget_for(m, b)
+        if budget is not None:
+            out += _model_violations(m, budget)
+    return out
+
+
+def _model_violations(m: ModelBench, b: Budget) -> list[Violation]:
+    out = []
+    if b.peak_mb is not None or b.bound_ratio is not None:
+        if m.memory is None:
+            raise ConfigError(f"{m.name}: memory is budgeted but was not measured (drop --no-memory)")
+        which, peak = max((m.memory.first_bytes, "first run"), (m.memory.steady_bytes, "steady state"))[::-1]
+        if b.peak_mb is not None and peak / MB > b.peak_mb:
+            out.append(Violation(m.name, "peak_mb", peak / MB, b.peak_mb, f"{m.name}: peak memory "
+                                 f"{peak / MB:.1f} MB > budget {b.peak_mb:g} MB ({which})"))
+        ratio = peak / m.bound_bytes if m.bound_bytes else None
+        if b.bound_ratio is not None and ratio is not None and ratio > b.bound_ratio:
+            out.append(Violation(m.name, "bound_ratio", ratio, b.bound_ratio, f"{m.name}: peak memory "
+                                 f"{ratio:.2f}× the bound > budget {b.bound_ratio:g}× ({which})"))
+    if b.latency_ms is not None and m.latency is not None and m.latency.median_s * 1e3 > b.latency_ms:
+        ms = m.latency.median_s * 1e3
+        out.append(Violation(m.name, "latency_ms", ms, b.latency_ms, f"{m.name}: latency {ms:.1f} ms > "
+                             f"budget {b.latency_ms:g} ms (median of {len(m.latency.runs)} runs)"))
+    return out

@@ -1,0 +1,179 @@
+"""Benchmark reports (Markdown, JSON, PNG) and the budget gate, library and CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from sr_compress.deploy.bench import BenchResult, Latency, Machine, Memory, ModelBench, Settings
+from sr_compress.deploy.report import (
+    check_budgets,
+    load_budgets,
+    markdown_table,
+    replace_between_markers,
+    write_report,
+)
+from sr_compress.errors import ConfigError, OutputExistsError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _model(name: str = "plain_tiny", first: float = 45e6, steady: float = 52.1e6, median: float = 0.25,
+           bound: float = 40e6) -> ModelBench:
+    mem = Memory(int(first), int(steady), int(1e6), int(first), int(steady), 2, True, "VmHWM rise",
+                 int(steady + 5e6))
+    lat = Latency(median, median * 1.2, median * 0.9, [median] * 3)
+    return ModelBench(
+        name=name, path=f"/models/{name.split(' ')[0]}.onnx", kind="onnx", arch="plain", device="cpu",
+        threads=2, provider="CPUExecutionProvider", options={"preset": "lowmem"}, scale=2,
+        input_shape=[1, 3, 90, 160], output_shape=[1, 3, 180, 320], flops=int(12.5e9), params=123456,
+        weights_bytes=493824, bound_bytes=int(bound), peak_node="Relu r", latency=lat, memory=mem,
+        first_ratio=first / bound, steady_ratio=steady / bound, gflops=12.5 / median, pct_peak=12.0,
+        ratio_vs_first=1.0, memory_vs_first=1.0)
+
+
+def _result(*models: ModelBench) -> BenchResult:
+    machine = Machine("Test CPU", 2, "", "2.13.0", "1.32.0", "3.11", "Linux", "2026-01-01T00:00:00+00:00",
+                      410.0)
+    settings = Settings("cpu", [320, 180], 2, 2, 3, 2, "float32", "ORT_ENABLE_ALL", ["lowmem"], True,
+                        "default malloc")
+    return BenchResult(list(models) or [_model()], machine, settings, "srcompress bench x.onnx")
+
+
+def _budgets(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "budgets.toml"
+    p.write_text(text)
+    return p
+
+
+# -- reports -------------------------------------------------------------------------------------------------
+def test_write_report_writes_markdown_json_and_a_png(tmp_path):
+    result = _result(_model(), _model("edsr_tiny", 300e6, 310e6, 0.75, 200e6))
+    files = write_report(result, tmp_path / "rep")
+    md = files.markdown.read_text()
+    for text in ("Test CPU (2 cores)", "ORT_ENABLE_ALL", "output 320×180", "float32", "2 threads"):
+        assert text in md
+    assert "| plain_tiny | ORT lowmem | 160×90 | 12.5 | 123,456 | 40.0 | 45.0 (1.12×) | 52.1 (1.30×) | 1 | 57.1 |" in md
+    assert "srcompress bench x.onnx" in md
+    back = BenchResult.from_dict(json.loads(files.json.read_text()))
+    assert back == result
+    with Image.open(files.png) as im:
+        assert im.format == "PNG" and im.width > 600 and im.height > 300
+
+
+def test_psnr_adds_a_column_and_a_scatter_panel(tmp_path):
+    result = _result(_model(), _model("edsr_tiny", 300e6, 310e6, 0.75, 200e6))
+    plain = write_report(result, tmp_path / "a")
+    with_psnr = write_report(result, tmp_path / "b", {"plain_tiny": 30.5, "edsr_tiny": 31.25})
+    assert "| PSNR dB |" in with_psnr.markdown.read_text() and "31.25" in with_psnr.markdown.read_text()
+    assert json.loads(with_psnr.json.read_text())["psnr"] == {"plain_tiny": 30.5, "edsr_tiny": 31.25}
+    with Image.open(plain.png) as a, Image.open(with_psnr.png) as b:
+        assert b.width > a.width * 1.3  # three panels instead of two
+
+
+def test_report_refuses_to_overwrite_without_force(tmp_path):
+    write_report(_result(), tmp_path)
+    with pytest.raises(OutputExistsError, match="--force"):
+        write_report(_result(), tmp_path)
+    write_report(_result(), tmp_path, force=True)
+
+
+def test_missing_measurements_show_as_dashes():
+    m = replace(_model(), memory=None, first_ratio=None, steady_ratio=None, pct_peak=None)
+    row = markdown_table(_result(m)).splitlines()[2]
+    assert row.count("–") == 5  # first, steady, retained, total, % peak
+
+
+def test_replace_between_markers():
+    text = "intro\n<!-- bench:begin -->\nold\n<!-- bench:end -->\noutro\n"
+    assert replace_between_markers(text, "new table") == (
+        "intro\n<!-- bench:begin -->\nnew table\n<!-- bench:end -->\noutro\n")
+    with pytest.raises(ConfigError, match="markers"):
+        replace_between_markers("no markers", "x")
+
+
+# -- budgets -------------------------------------------------------------------------------------------------
+def test_budget_violations_name_model_measure_and_budget(tmp_path):
+    p = _budgets(tmp_path, "[models.plain_tiny]\npeak_mb = 40\nlatency_ms = 200\nbound_ratio = 1.2\n")
+    v = check_budgets(_result(), p)
+    assert [x.message for x in v] == [
+        "plain_tiny: peak memory 52.1 MB > budget 40 MB (steady state)",
+        "plain_tiny: peak memory 1.30× the bound > budget 1.2× (steady state)",
+        "plain_tiny: latency 250.0 ms > budget 200 ms (median of 3 runs)",
+    ]
+    first_worse = _model(first=60e6, steady=50e6)
+    assert "(first run)" in check_budgets(_result(first_worse), p)[0].message
+
+
+def test_within_budget_and_unbudgeted_models_pass(tmp_path):
+    p = _budgets(tmp_path, "[models.plain_tiny]\npeak_mb = 60\nlatency_ms = 300\n")
+    assert check_budgets(_result(_model(), _model("other")), p) == []
+    # an entry named "stem [preset]" is matched by its file stem
+    assert len(check_budgets(_result(_model("plain_tiny [arena]", steady=70e6)), p)) == 1
+
+
+@pytest.mark.parametrize("text, match", [
+    ("[models.plain_tiny]\npeak_gb = 1\n", "unknown key.*peak_gb"),
+    ("[defaults]\nsize = \"1x1\"\nspeed = 3\n", "unknown key.*speed"),
+    ("[limits]\nx = 1\n", "unknown table.*limits"),
+    ("[models.plain_tiny]\npeak_mb = \"big\"\n", "peak_mb"),
+    ("[models]\nplain_tiny = 3\n", "one table per model"),
+    ("[models.plain_tiny\n", "not valid TOML"),
+])
+def test_bad_budget_files_are_config_errors(tmp_path, text, match):
+    with pytest.raises(ConfigError, match=match):
+        load_budgets(_budgets(tmp_path, text))
+
+
+def test_memory_budget_without_a_memory_measurement_is_an_error(tmp_path):
+    p = _budgets(tmp_path, "[models.plain_tiny]\npeak_mb = 60\n")
+    with pytest.raises(ConfigError, match="not measured"):
+        check_budgets(_result(replace(_model(), memory=None)), p)
+
+
+def test_the_shipped_budgets_file_is_valid():
+    b = load_budgets(REPO / "export" / "budgets.toml")
+    assert b.defaults.size and b.models
+    assert all(m.peak_mb or m.latency_ms or m.bound_ratio for m in b.models.values())
+
+
+# -- CLI gate ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory) -> Path:
+    from sr_compress.deploy.onnx import export_onnx
+    from sr_compress.models import build_model, plain_layers
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("gate") / "plain_tiny.onnx"
+    export_onnx(build_model("plain", scale=2, layers=plain_layers(2, 8, 2)), path, validate=False)
+    return path
+
+
+def test_cli_gate_fails_then_passes_and_writes_the_report(invoke, tmp_path, tiny_onnx):
+    defaults = "[defaults]\nsize = \"48x32\"\nruns = 1\nwarmup = 0\nthreads = 1\n"
+    tight = _budgets(tmp_path, defaults + "[models.plain_tiny]\npeak_mb = 0.001\n")
+    code, out, err = invoke("bench", tiny_onnx, "--budget", tight, "--report", tmp_path / "rep")
+    assert code == 1
+    assert "over budget: plain_tiny: peak memory" in err and "> budget 0.001 MB" in err
+    assert "1 budget violation(s)" in err
+    assert "plain_tiny" in out and "48×32" in out  # the table is printed before the verdict
+    assert {p.name for p in (tmp_path / "rep").iterdir()} == {"report.md", "report.json", "report.png"}
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["settings"]["size"] == [48, 32]
+
+    loose = _budgets(tmp_path, defaults + "[models.plain_tiny]\npeak_mb = 5000\nlatency_ms = 60000\n")
+    code, _, err = invoke("bench", tiny_onnx, "--budget", loose, "--report", tmp_path / "rep")
+    assert code == 2 and "exists; use --force" in err  # checked before anything is written
+    code, _, err = invoke("bench", tiny_onnx, "--budget", loose, "--report", tmp_path / "rep", "--force")
+    assert code == 0, err
+    assert "within budget" in err
+
+
+def test_cli_bad_budget_file_is_one_line_exit_2(invoke, tmp_path, tiny_onnx):
+    p = _budgets(tmp_path, "[models.plain_tiny]\npeak = 3\n")
+    code, _, err = invoke("bench", tiny_onnx, "--budget", p)
+    assert code == 2 and "unknown key(s) peak" in err and len(err.strip().splitlines()) == 1
