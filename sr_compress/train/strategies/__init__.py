@@ -1,0 +1,16 @@
+"""Training strategies: one registry, one file per method. Importing this package registers them all."""
+
+from . import plain  # noqa: F401  (registration side effects)
+from .base import (
+    Batch,
+    Strategy,
+    TrainContext,
+    build_strategy,
+    capture_outputs,
+    list_strategies,
+    register_strategy,
+    strategy_class,
+)
+
+__all__ = ["Batch", "Strategy", "TrainContext", "build_strategy", "capture_outputs", "list_strategies",
+           "register_strategy", "strategy_class"]

@@ -1,0 +1,60 @@
+"""DDP under torchrun: two processes on half-batches reach the weights of one process on the whole batch."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+
+ROOT = Path(__file__).resolve().parents[1]
+HELPER = Path(__file__).with_name("_ddp_train.py")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                       reason="this torch build has no torch.distributed gloo backend"),
+]
+
+
+def _helper():
+    spec = importlib.util.spec_from_file_location("_ddp_train", HELPER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory) -> Path:
+    """One torchrun launch (2 CPU processes, gloo) training with the mean and then the sum reduction."""
+    out = tmp_path_factory.mktemp("ddp")
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_PORT")}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(HELPER), str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return out
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_ddp_equals_single_process(ddp_run, reduction, tmp_path):
+    helper = _helper()
+    ddp = torch.load(ddp_run / reduction / "last.pt", weights_only=True)
+    state = ddp["train_state"]
+    assert state["world_size"] == 2 and state["step"] == helper.STEPS
+    assert sorted(p.name for p in (ddp_run / reduction).iterdir()) == ["final.pt", "last.pt"]  # rank 0 only
+
+    single = helper.run(str(tmp_path), reduction)
+    start = helper.initial_model().state_dict()
+    moved = max((v - start[k]).abs().max().item() for k, v in single.model.state_dict().items())
+    assert moved > 1e-3  # the runs really trained
+    for name, value in single.model.state_dict().items():
+        torch.testing.assert_close(ddp["state_dict"][name], value, atol=1e-5, rtol=0, msg=name)
+    # the reported loss is the whole global batch's (mean of means / sum of sums)
+    assert state["last_loss"] == pytest.approx(single.last_loss, rel=1e-5)
