@@ -29,6 +29,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, inpu
     out = check_output(path, inputs=inputs, force=force)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -38,6 +39,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, inpu
         if tmp_path.exists():
             tmp_path.unlink()
     return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, **kw) -> Path:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -32,14 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .compat import tomllib
 from .config import from_dict
 from .errors import ConfigError, DataError
 from .fileio import atomic_write_text
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 
 @dataclass
@@ -171,18 +166,22 @@ def _file_digest(p: Path) -> str:
     return h.hexdigest()
 
 
+def _input_digest(ref: str, ctx: StageContext, keys: dict[str, str]) -> str:
+    """An input's identity: the key of the stage it names ("@id"), else the file's SHA-256."""
+    if ref.startswith("@"):
+        return keys.get(ref[1:], ref)
+    p = ctx.resolve(ref)
+    return _file_digest(p) if p.is_file() else ref
+
+
 def stage_key(stage: Stage, ctx: StageContext, keys: dict[str, str]) -> str:
     """Hash of what determines the stage's output: kind, params, input contents/keys, seed, version."""
     inputs = {}
     for name in _STAGES[stage.kind].inputs:
-        ref = getattr(stage.params, name)
-        if ref is None:
-            continue
-        if ref.startswith("@"):
-            inputs[name] = keys.get(ref[1:], ref)
-        else:
-            p = ctx.resolve(ref)
-            inputs[name] = _file_digest(p) if p.is_file() else str(ref)
+        value = getattr(stage.params, name)
+        if value is not None:
+            refs = value if isinstance(value, list) else [value]
+            inputs[name] = [_input_digest(str(r), ctx, keys) for r in refs]
     blob = json.dumps({"kind": stage.kind, "params": asdict(stage.params), "inputs": inputs,
                        "seed": ctx.seed, "version": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

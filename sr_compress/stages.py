@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import from_dict
 from .errors import ConfigError
 from .fileio import atomic_write_text
 from .recipes import StageContext, StageOutput, register_stage
@@ -27,6 +26,11 @@ class TrainParams:
     teacher: str | None = None
     train: dict = field(default_factory=dict)  # sr_compress.train.trainer.TrainConfig fields
 
+    def __post_init__(self) -> None:
+        from .train.trainer import TrainConfig
+
+        TrainConfig.from_dict(self.train)  # report bad trainer settings when the recipe is read
+
 
 @register_stage("train", TrainParams, inputs=("init", "teacher"))
 def train_stage(p: TrainParams, ctx: StageContext) -> StageOutput:
@@ -35,7 +39,7 @@ def train_stage(p: TrainParams, ctx: StageContext) -> StageOutput:
 
     if (p.arch is None) == (p.init is None):
         raise ConfigError(f"stage {ctx.stage.id}: give exactly one of arch (new model) or init (a checkpoint)")
-    config = from_dict(TrainConfig, {"seed": ctx.seed, **p.train}, f"stage {ctx.stage.id}.train")
+    config = TrainConfig.from_dict({"seed": ctx.seed, **p.train})
     if p.arch is not None:
         model = new_model(p.arch, scale=p.scale, hparams=p.hparams, seed=config.seed)
     else:
@@ -69,3 +73,61 @@ def eval_stage(p: EvalParams, ctx: StageContext) -> StageOutput:
     if p.bicubic:
         summary["bicubic_psnr_y"] = reports[1].mean.psnr_y
     return StageOutput(path, summary)
+
+
+@dataclass
+class ExportParams:
+    """An ``export`` stage: ``model`` ("@id" or a path) → a validated ONNX graph."""
+
+    model: str
+    opset: int = 17
+    tolerance: float | None = None
+    simplify: bool = True
+
+
+@register_stage("export", ExportParams, inputs=("model",))
+def export_stage(p: ExportParams, ctx: StageContext) -> StageOutput:
+    from .deploy.onnx import export_onnx
+    from .workflows import load_model
+
+    path = ctx.folder / "model.onnx"
+    rep = export_onnx(load_model(ctx.resolve(p.model)).model, path, opset=p.opset, tolerance=p.tolerance,
+                      simplify=p.simplify, force=True, seed=ctx.seed)
+    errors = [e for e in (rep.max_err_random, rep.max_err_real) if e is not None]
+    return StageOutput(path, {"max_err": max(errors, default=0.0), "plain": rep.is_plain, "nodes": rep.nodes_after})
+
+
+@dataclass
+class BenchParams:
+    """A ``bench`` stage: ``models`` (each "@id" or a path, .onnx or .pt) measured side by side."""
+
+    models: list
+    size: str = "1920x1080"
+    device: str = "cpu"
+    threads: int | None = None
+    runs: int = 5
+    warmup: int = 2
+    rounds: int = 1
+    memory: bool = True
+    budget: str | None = None
+
+
+@register_stage("bench", BenchParams, inputs=("models", "budget"))
+def bench_stage(p: BenchParams, ctx: StageContext) -> StageOutput:
+    """Writes report.md/json/png; with ``budget`` a violation fails the run (BudgetExceededError)."""
+    from .deploy.bench import bench_models
+    from .deploy.report import check_budgets, write_report
+    from .errors import BudgetExceededError
+    from .workflows import parse_size
+
+    paths = [ctx.resolve(str(m)) for m in p.models]
+    result = bench_models(paths, device=p.device, size=parse_size(p.size), threads=p.threads, runs=p.runs,
+                          warmup=p.warmup, rounds=p.rounds, memory=p.memory, tune_malloc=False)
+    files = write_report(result, ctx.folder, force=True)
+    if p.budget:
+        bad = check_budgets(result, ctx.resolve(p.budget))
+        if bad:
+            raise BudgetExceededError("; ".join(v.message for v in bad))
+    first = result.models[0]
+    return StageOutput(files.markdown, {"models": len(result.models),
+                                        "first_median_ms": first.latency.median_s * 1e3})

@@ -74,16 +74,24 @@ def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Pat
                            seed=config.seed)
     strat = build_strategy(strategy, **(strategy_options or {}))
     t0 = time.perf_counter()
-    result = Trainer(model, strat, sampler, config, teacher=teacher, out_dir=work, progress=progress).fit(
-        resume=state if resume else None)
+    result = Trainer(model, strat, sampler, config, teacher=teacher, out_dir=work, progress=progress,
+                     force=force).fit(resume=state if resume else None)
     trained = result.model
     trained.provenance = [*model.provenance, provenance_entry(
         "train", strategy=strategy, data=str(data or "default"), degradation=degradation,
         steps=config.steps, batch_size=config.batch_size, patch_size=config.patch_size, lr=config.lr,
         seed=config.seed)]
-    save_checkpoint(trained, out, force=True)
+    if is_main_process():
+        save_checkpoint(trained, out, force=True)
     return TrainOutcome(out, trained, config.steps, float(result.final_loss), time.perf_counter() - t0,
                         list(result.history))
+
+
+def is_main_process() -> bool:
+    """False on every rank but 0 of a torchrun launch (only rank 0 writes files and prints)."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def eval_pairs_for(data: str | Path | None, scale: int, degradation: str = "bi") -> list:

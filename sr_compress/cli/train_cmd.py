@@ -65,7 +65,7 @@ def train(arch: str | None, init: str | None, scale: int, hparams: tuple[str, ..
     """
     from ..errors import ConfigError
     from ..train.trainer import TrainConfig
-    from ..workflows import load_model, new_model, train_model
+    from ..workflows import is_main_process, load_model, new_model, train_model
     from ._progress import training_progress
 
     if (arch is None) == (init is None):
@@ -80,5 +80,6 @@ def train(arch: str | None, init: str | None, scale: int, hparams: tuple[str, ..
     with training_progress() as progress:
         out = train_model(model, out=output, config=config, data=data, degradation=degradation,
                           strategy=strategy, resume=resume, force=force, progress=progress)
-    console.print(f"trained {out.model.arch} ×{out.model.scale} for {out.steps} steps in {out.seconds:.0f} s "
-                  f"(final loss {out.final_loss:.4g}) → {out.path}")
+    if is_main_process():
+        console.print(f"trained {out.model.arch} ×{out.model.scale} for {out.steps} steps in {out.seconds:.0f} s "
+                      f"(final loss {out.final_loss:.4g}) → {out.path}")

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
+from ..compat import tomllib
 from ..config import from_dict
 from ..errors import ConfigError
 from ..fileio import atomic_write, atomic_write_text, check_output, require_file
