@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,8 +67,8 @@ def read_raw(path: str | os.PathLike) -> Any:
     except pickle.UnpicklingError as e:
         if "Weights only load failed" not in str(e):
             raise CheckpointError(f"{p}: not a readable checkpoint ({_first_line(e)})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise CheckpointError(f"{p}: not a readable checkpoint ({_first_line(e)})") from None
+    except Exception as e:  # torch's reader raises many types on garbage (KeyError, RuntimeError, EOFError…)
+        raise CheckpointError(f"{p}: not a readable checkpoint ({type(e).__name__}: {_first_line(e)})") from None
     from .foreign import restricted_load  # a pickled whole module: rebuild tensors without running code
 
     return restricted_load(p)

@@ -7,4 +7,4 @@ def test_help_lists_commands(invoke):
 def test_unknown_command_is_a_clean_error(invoke):
     code, _, err = invoke("frobnicate")
     assert code == 2
-    assert "No such command" in err
+    assert err.strip() == "error: No such command 'frobnicate'. (see 'srcompress --help')"

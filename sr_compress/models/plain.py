@@ -60,15 +60,17 @@ def plain_layers(depth: int, width: int, scale: int, channels: int = 3, act: str
 class PlainSR(SRModel):
     """Any list of per-layer widths/activations/shuffles; optional mean shift around the chain.
 
-    ``layers``: list of ``{"out": int, "act": "relu"|"identity"|"prelu"|"lrelu", "shuffle": int, "k": int}``.
+    ``layers``: default ``plain_layers(34, 64, scale, channels)``; a list of ``{"out": int, "act": "relu"|"identity"|"prelu"|"lrelu", "shuffle": int, "k": int}``.
     ``n_tail`` last layers form ``tail``; the first is ``head``; the rest are ``body`` (a ModuleList).
     """
 
     plain = True
 
-    def __init__(self, scale: int = 2, layers: Sequence[Any] = (), channels: int = 3, n_tail: int = 1,
+    def __init__(self, scale: int = 2, layers: Sequence[Any] | None = None, channels: int = 3, n_tail: int = 1,
                  img_range: float = 1.0, rgb_mean: Sequence[float] | None = None) -> None:
         scale = check_scale(scale)
+        if layers is None:  # the 35-conv plain student of MemSR / PERF.md: 34 × (conv 64 + ReLU), conv + shuffle
+            layers = plain_layers(34, 64, scale, channels)
         specs = [_normalise(layer) for layer in layers]
         if len(specs) < n_tail + 1 or n_tail < 1:
             raise ValueError(f"need at least {n_tail + 1} layers (head + {n_tail} tail), got {len(specs)}")
