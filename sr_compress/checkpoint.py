@@ -86,7 +86,10 @@ def model_from_dict(data: dict[str, Any], where: str = "checkpoint") -> SRModel:
     except KeyError as e:
         raise CheckpointError(f"{where}: srcompress checkpoint without {e.args[0]!r}") from None
     model = build_model(arch, **hparams)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise CheckpointError(f"{where}: weights do not fit {arch} {hparams} ({_first_line(e)})") from None
     if missing or unexpected:
         raise CheckpointError(f"{where}: weights do not fit {arch} {hparams} "
                               f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")
