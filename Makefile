@@ -8,16 +8,17 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test bench lint clean help
 
 help:
-	@echo "make demo   - train a small EDSR teacher on the bundled photos and evaluate it (minutes on 2 cores)"
+	@echo "make demo   - train a small EDSR teacher on the bundled photos, evaluate, export and bench it"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - measure latency/peak memory of the reference models, write docs/benchmarks.md"
 	@echo "make lint   - ruff"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	@echo "installing srcompress into $(VENV) (torch pinned by constraints.txt; log in $(VENV)/install.log)"
+	@$(PY) -m pip install -c constraints.txt -e '.[dev]' > $(VENV)/install.log 2>&1 \
+		|| { tail -n 30 $(VENV)/install.log; echo "install failed: see $(VENV)/install.log"; exit 1; }
+	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/srcompress run recipes/demo.toml

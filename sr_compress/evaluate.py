@@ -26,6 +26,8 @@ class EvalReport:
     method: str
     scale: int
     images: list[ImageScore] = field(default_factory=list)
+    #: the super-resolved images by name ((3,H,W) RGB in [0,1]) when asked for (``keep_outputs``); not serialised
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def mean(self) -> ImageScore:
@@ -52,21 +54,30 @@ def score(name: str, sr: torch.Tensor, hr: torch.Tensor, scale: int) -> ImageSco
                       psnr(sr, hr, crop=scale, y=False))
 
 
-def evaluate_model(model: SRModel, pairs: list, *, method: str | None = None) -> EvalReport:
+def evaluate_model(model: SRModel, pairs: list, *, method: str | None = None,
+                   keep_outputs: bool = False) -> EvalReport:
     """Super-resolve every ``EvalPair(name, lr, hr)`` (RGB (3,h,w)/(3,H,W) in [0,1]) and score it."""
-    report = EvalReport(method or model.arch, model.scale)
-    for p in pairs:
-        sr = super_resolve(model, p.lr.unsqueeze(0))[0]
-        report.images.append(score(p.name, sr, p.hr, model.scale))
-    return report
+    return _evaluate(method or model.arch, model.scale, pairs, lambda lr: super_resolve(model, lr), keep_outputs)
 
 
-def evaluate_bicubic(pairs: list, scale: int) -> EvalReport:
+def evaluate_bicubic(pairs: list, scale: int, *, keep_outputs: bool = False) -> EvalReport:
     """The bicubic (MATLAB-compatible) reference row."""
     from .train.degrade import imresize
 
-    report = EvalReport("bicubic", scale)
+    return _evaluate("bicubic", scale, pairs, lambda lr: imresize(lr, scale).clamp(0, 1), keep_outputs)
+
+
+def _evaluate(method: str, scale: int, pairs: list, upscale, keep_outputs: bool) -> EvalReport:
+    report = EvalReport(method, scale)
     for p in pairs:
-        sr = imresize(p.lr.unsqueeze(0), scale)[0].clamp(0, 1)
+        sr = upscale(p.lr.unsqueeze(0))[0]
         report.images.append(score(p.name, sr, p.hr, scale))
+        if keep_outputs:
+            report.outputs[p.name] = sr
     return report
+
+
+def comparison_rows(reports: list[EvalReport], pairs: list) -> list:
+    """Rows for :func:`sr_compress.visual.comparison_image`: bicubic first, then the models, then HR."""
+    ordered = sorted(reports, key=lambda r: r.method != "bicubic")
+    return [(p.name, [*((r.method, r.outputs[p.name]) for r in ordered), ("HR", p.hr)]) for p in pairs]

@@ -119,7 +119,7 @@ def parse_recipe(data: dict[str, Any], *, source: Path | None = None) -> Recipe:
     name = str(data.get("name") or (source.stem if source else "recipe"))
     base = source.parent if source else Path.cwd()
     out = Path(data.get("out", f"runs/{name}"))
-    out = out if out.is_absolute() else base / out
+    out = (out if out.is_absolute() else base / out).resolve()
     seed = data.get("seed", 0)
     if not isinstance(seed, int):
         raise ConfigError(f"recipe: seed must be an integer, got {seed!r}")

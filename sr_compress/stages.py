@@ -59,6 +59,7 @@ class EvalParams:
     data: str = "default"
     degradation: str = "bi"
     bicubic: bool = True
+    crops: bool = True  # write crops.png (bicubic | model | HR) beside eval.json
 
 
 @register_stage("eval", EvalParams, inputs=("model",))
@@ -66,7 +67,8 @@ def eval_stage(p: EvalParams, ctx: StageContext) -> StageOutput:
     from .workflows import evaluate, load_model
 
     reports = evaluate(load_model(ctx.resolve(p.model)).model, data=p.data, degradation=p.degradation,
-                       with_bicubic=p.bicubic, label=p.model)
+                       with_bicubic=p.bicubic, label=p.model.lstrip("@"),
+                       crops=ctx.folder / "crops.png" if p.crops else None, force=True)
     path = ctx.folder / "eval.json"
     atomic_write_text(path, json.dumps([r.to_dict() for r in reports], indent=2), force=True)
     summary: dict[str, Any] = {"psnr_y": reports[0].mean.psnr_y, "ssim_y": reports[0].mean.ssim_y}

@@ -101,12 +101,25 @@ def eval_pairs_for(data: str | Path | None, scale: int, degradation: str = "bi")
 
 
 def evaluate(model: SRModel, *, data: str | Path | None = None, degradation: str = "bi",
-             with_bicubic: bool = True, label: str | None = None) -> list[EvalReport]:
-    """Scores of ``model`` (and bicubic) on the validation photos or a folder (HR-only or HR/LR pairs)."""
+             with_bicubic: bool = True, label: str | None = None, crops: str | Path | None = None,
+             force: bool = False) -> list[EvalReport]:
+    """Scores of ``model`` (and bicubic) on the validation photos or a folder (HR-only or HR/LR pairs).
+
+    ``crops``: also write a PNG of the same detailed window per image (bicubic | model | HR), 2× zoomed.
+    """
+    from .evaluate import comparison_rows
+
+    if crops is not None:
+        check_output(crops, force=force)
     pairs = eval_pairs_for(data, model.scale, degradation)
-    reports = [evaluate_model(model, pairs, method=label)]
+    keep = crops is not None
+    reports = [evaluate_model(model, pairs, method=label, keep_outputs=keep)]
     if with_bicubic:
-        reports.append(evaluate_bicubic(pairs, model.scale))
+        reports.append(evaluate_bicubic(pairs, model.scale, keep_outputs=keep))
+    if crops is not None:
+        from .visual import save_comparison
+
+        save_comparison(crops, comparison_rows(reports, pairs), force=force)
     return reports
 
 

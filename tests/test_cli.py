@@ -48,8 +48,10 @@ def test_train_eval_upscale_info_end_to_end(tmp_path, invoke):
     assert loaded.provenance[-1]["stage"] == "train" and loaded.provenance[-1]["params"]["steps"] == 3
     assert (tmp_path / "t.train" / "last.pt").is_file()
 
-    code, stdout, err = invoke("eval", out, "--json")
+    code, stdout, err = invoke("eval", out, "--json", "--crops", tmp_path / "crops.png")
     assert code == 0, err
+    with Image.open(tmp_path / "crops.png") as im:  # 2 images × (bicubic | model | HR), 96 px windows zoomed 2×
+        assert im.size == (4 + 3 * (192 + 4), 4 + 2 * (192 + 16 + 4))
     reports = json.loads(stdout)["reports"]
     assert [r["method"] for r in reports] == ["t.pt", "bicubic"]
     assert {i["name"] for i in reports[1]["images"]} == {"chelsea", "coffee"}
@@ -180,6 +182,7 @@ warmup = 0
     stages = json.loads(stdout)["stages"]
     assert [s["status"] for s in stages] == ["ran"] * 4
     assert stages[2]["summary"]["plain"] is True and stages[2]["summary"]["max_err"] < 1e-4
+    assert (tmp_path / "run" / "eval1" / "crops.png").is_file()
     assert (tmp_path / "run" / "bench3" / "report.png").is_file()
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["recipe"] == "r"
     code, stdout, err = invoke("run", recipe, "--json")

@@ -21,7 +21,8 @@ Conventions shared by every command:
 
 
 def cli_reference() -> str:
-    root = click.Context(cli, info_name="srcompress", max_content_width=100, terminal_width=100)
+    root = click.Context(cli, info_name="srcompress", max_content_width=100, terminal_width=100,
+                         help_option_names=["-h", "--help"])
     parts = [HEADER, "## srcompress", "", "```", cli.get_help(root), "```", ""]
     group: LazyGroup = cli  # type: ignore[assignment]
     for name in group.list_commands(root):

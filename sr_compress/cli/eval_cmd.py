@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import console, json_option, model_options, overrides_from, print_json
+from ._common import console, force_option, json_option, model_options, overrides_from, print_json
 
 
 @click.command("eval")
@@ -16,20 +16,24 @@ from ._common import console, json_option, model_options, overrides_from, print_
 @click.option("--degradation", type=click.Choice(["bi", "bd", "dn"]), default="bi", show_default=True,
               help="How LR images are made from HR ones (when the folder holds HR only).")
 @click.option("--no-bicubic", is_flag=True, help="Leave out the bicubic reference row.")
+@click.option("--crops", type=click.Path(dir_okay=False), default=None,
+              help="Also write a PNG of the most detailed window of each image: bicubic | model | HR.")
 @model_options
+@force_option
 @json_option
-def eval_(model: str, data: str, degradation: str, no_bicubic: bool, as_json: bool, **over) -> None:
+def eval_(model: str, data: str, degradation: str, no_bicubic: bool, crops: str | None, force: bool,
+          as_json: bool, **over) -> None:
     """Evaluate MODEL (ours or a foreign checkpoint): Y-PSNR / SSIM and RGB PSNR per image.
 
     \b
     Example:
-      srcompress eval teacher.pt --data ~/datasets/Set5
+      srcompress eval teacher.pt --data ~/datasets/Set5 --crops set5_crops.png
     """
     from ..workflows import evaluate, load_model
 
     loaded = load_model(model, overrides=overrides_from(over))
     reports = evaluate(loaded.model, data=data, degradation=degradation, with_bicubic=not no_bicubic,
-                       label=Path(model).name)
+                       label=Path(model).name, crops=crops, force=force)
     if as_json:
         print_json({"model": model, "guesses": loaded.guesses, "reports": [r.to_dict() for r in reports]})
         return

@@ -25,7 +25,7 @@ def run(recipe: str, out: str | None, as_json: bool) -> None:
 
     r = load_recipe(recipe)
     if out:
-        r.out = Path(out)
+        r.out = Path(out).resolve()
     with training_progress() as progress:
         results = run_recipe(r, progress=progress,
                              on_stage=lambda s, status: err_console.print(f"[bold]{s.id}[/] ({s.kind}): {status}"))
@@ -41,11 +41,11 @@ def run(recipe: str, out: str | None, as_json: bool) -> None:
         summ = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in x.summary.items())
         t.add_row(x.id, x.kind, x.status, f"{x.seconds:.1f}", Path(x.artifact).name, summ)
     console.print(t)
-    _show_eval_tables(results)
+    _show_stage_reports(results)
 
 
-def _show_eval_tables(results) -> None:
-    """Eval stages: the full per-image table (model vs bicubic), as `srcompress eval` prints it."""
+def _show_stage_reports(results) -> None:
+    """Eval stages: the per-image table (model vs bicubic) as `srcompress eval` prints it; bench: the report."""
     import json
     from pathlib import Path
 
@@ -53,7 +53,10 @@ def _show_eval_tables(results) -> None:
     from ._render import eval_table
 
     for x in results:
-        if x.kind != "eval":
-            continue
-        reports = [EvalReport.from_dict(d) for d in json.loads(Path(x.artifact).read_text())]
-        console.print(eval_table(reports, title=f"{x.id}: ×{reports[0].scale}"))
+        if x.kind == "eval":
+            reports = [EvalReport.from_dict(d) for d in json.loads(Path(x.artifact).read_text())]
+            console.print(eval_table(reports, title=f"{x.id}: ×{reports[0].scale}"))
+        elif x.kind == "bench":
+            from rich.markdown import Markdown
+
+            console.print(Markdown(Path(x.artifact).read_text()))

@@ -60,7 +60,8 @@ def plain_layers(depth: int, width: int, scale: int, channels: int = 3, act: str
 class PlainSR(SRModel):
     """Any list of per-layer widths/activations/shuffles; optional mean shift around the chain.
 
-    ``layers``: default ``plain_layers(34, 64, scale, channels)``; a list of ``{"out": int, "act": "relu"|"identity"|"prelu"|"lrelu", "shuffle": int, "k": int}``.
+    ``layers``: default ``plain_layers(34, 64, scale, channels)`` (MemSR's 35-conv student); else a list of
+    ``{"out": int, "act": "relu"|"identity"|"prelu"|"lrelu", "shuffle": int, "k": int}`` (or int widths).
     ``n_tail`` last layers form ``tail``; the first is ``head``; the rest are ``body`` (a ModuleList).
     """
 
