@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from ._common import err_console
+from ._common import console, err_console
 
 
 def show_guesses(guesses: list[str]) -> None:
@@ -30,3 +30,18 @@ def eval_table(reports: list, title: str = "") -> Table:
 
 def _cells(s) -> list[str]:
     return [f"{s.psnr_y:.2f}", f"{s.ssim_y:.4f}", f"{s.psnr_rgb:.2f}"]
+
+
+def bench_table(result, psnr: dict[str, float] | None = None) -> None:
+    """One column per model, one row per measure (fits a terminal for a handful of models)."""
+    from ..deploy.report import settings_line, table_rows
+
+    headers, rows = table_rows(result, psnr or None)
+    t = Table()
+    t.add_column("")
+    for row in rows:
+        t.add_column(row[0], justify="right")
+    for k, h in enumerate(headers[1:], start=1):
+        t.add_row(h, *[row[k] for row in rows])
+    console.print(t)
+    console.print(f"[dim]{settings_line(result)}[/]")

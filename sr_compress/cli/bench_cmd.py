@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from ._common import console, err_console, force_option, json_option, print_json
+from ._common import err_console, force_option, json_option, print_json
+from ._render import bench_table
 
 PRESETS = ("lowmem", "arena", "default")
 
@@ -58,7 +59,7 @@ def bench(models: tuple[str, ...], as_json: bool, **opts: Any) -> None:
     if as_json:
         print_json(result.to_dict())
     else:
-        _render(result, psnr)
+        bench_table(result, psnr)
     if opts["report_dir"]:
         files = write_report(result, opts["report_dir"], psnr, force=opts["force"])
         err_console.print(f"report: {files.markdown}, {files.json}, {files.png}")
@@ -107,23 +108,6 @@ def _parse_psnr(items: tuple[str, ...]) -> dict[str, float]:
         if not sep or not name:
             raise ConfigError(f"--psnr wants NAME=DB (e.g. student=32.1), got {item!r}")
     return out
-
-
-def _render(result: Any, psnr: dict[str, float]) -> None:
-    """One column per model, one row per measure (fits a terminal for a handful of models)."""
-    from rich.table import Table
-
-    from ..deploy.report import settings_line, table_rows
-
-    headers, rows = table_rows(result, psnr or None)
-    t = Table()
-    t.add_column("")
-    for row in rows:
-        t.add_column(row[0], justify="right")
-    for k, h in enumerate(headers[1:], start=1):
-        t.add_row(h, *[row[k] for row in rows])
-    console.print(t)
-    console.print(f"[dim]{settings_line(result)}[/]")
 
 
 def _gate(violations: list, budgets: Any, result: Any) -> None:

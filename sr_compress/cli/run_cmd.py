@@ -57,6 +57,7 @@ def _show_stage_reports(results) -> None:
             reports = [EvalReport.from_dict(d) for d in json.loads(Path(x.artifact).read_text())]
             console.print(eval_table(reports, title=f"{x.id}: ×{reports[0].scale}"))
         elif x.kind == "bench":
-            from rich.markdown import Markdown
+            from ..deploy.bench import BenchResult
+            from ._render import bench_table
 
-            console.print(Markdown(Path(x.artifact).read_text()))
+            bench_table(BenchResult.from_dict(json.loads((Path(x.artifact).parent / "report.json").read_text())))

@@ -230,10 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = probe_model(args.model, shape=shape, device=args.device, threads=args.threads,
                                  preset=args.preset, channels_last=args.channels_last, runs=args.runs)
     except SrCompressError as e:
-        print(json.dumps({"error": str(e)}))
-        return 2
-    print(json.dumps(result))
-    return 0
+        result, code = {"error": str(e)}, 2
+    else:
+        code = 0
+    sys.stdout.write(json.dumps(result) + "\n")  # the protocol: one JSON line for the parent process
+    return code
 
 
 if __name__ == "__main__":
