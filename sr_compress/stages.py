@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
@@ -79,7 +80,7 @@ def eval_stage(p: EvalParams, ctx: StageContext) -> StageOutput:
 
 @dataclass
 class ExportParams:
-    """An ``export`` stage: ``model`` ("@id" or a path) → a validated ONNX graph."""
+    """An ``export`` stage: ``model`` ("@id" or a path) → a validated ONNX graph named after it."""
 
     model: str
     opset: int = 17
@@ -92,7 +93,7 @@ def export_stage(p: ExportParams, ctx: StageContext) -> StageOutput:
     from .deploy.onnx import export_onnx
     from .workflows import load_model
 
-    path = ctx.folder / "model.onnx"
+    path = ctx.folder / f"{Path(p.model.lstrip('@')).stem}.onnx"  # named after its source: reports show it
     rep = export_onnx(load_model(ctx.resolve(p.model)).model, path, opset=p.opset, tolerance=p.tolerance,
                       simplify=p.simplify, force=True, seed=ctx.seed)
     errors = [e for e in (rep.max_err_random, rep.max_err_real) if e is not None]
