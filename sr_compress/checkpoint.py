@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 from .fileio import atomic_write, require_file
 from .models import SRModel, build_model
 
@@ -66,17 +66,12 @@ def read_raw(path: str | os.PathLike) -> Any:
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "Weights only load failed" not in str(e):
-            raise CheckpointError(f"{p}: not a readable checkpoint ({_first_line(e)})") from None
+            raise CheckpointError(f"{p}: not a readable checkpoint ({first_line(e)})") from None
     except Exception as e:  # torch's reader raises many types on garbage (KeyError, RuntimeError, EOFError…)
-        raise CheckpointError(f"{p}: not a readable checkpoint ({type(e).__name__}: {_first_line(e)})") from None
+        raise CheckpointError(f"{p}: not a readable checkpoint ({type(e).__name__}: {first_line(e)})") from None
     from .foreign import restricted_load  # a pickled whole module: rebuild tensors without running code
 
     return restricted_load(p)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:200] if text else type(e).__name__
 
 
 def model_from_dict(data: dict[str, Any], where: str = "checkpoint") -> SRModel:
@@ -89,7 +84,7 @@ def model_from_dict(data: dict[str, Any], where: str = "checkpoint") -> SRModel:
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shape mismatches
-        raise CheckpointError(f"{where}: weights do not fit {arch} {hparams} ({_first_line(e)})") from None
+        raise CheckpointError(f"{where}: weights do not fit {arch} {hparams} ({first_line(e)})") from None
     if missing or unexpected:
         raise CheckpointError(f"{where}: weights do not fit {arch} {hparams} "
                               f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")

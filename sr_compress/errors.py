@@ -8,6 +8,12 @@ with ``SRCOMPRESS_DEBUG=1``).
 from __future__ import annotations
 
 
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (or its type name): for one-line error messages."""
+    lines = str(e).strip().splitlines()
+    return lines[0][:limit] if lines else type(e).__name__
+
+
 class SrCompressError(Exception):
     """Base class: a message a user can act on."""
 

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .checkpoint import LoadedModel
-from .errors import CheckpointError, ConfigError, UnsafeCheckpointError
+from .errors import CheckpointError, ConfigError, UnsafeCheckpointError, first_line
 from .models import SCALES, SRModel, build_model
 from .models.base import DEFAULT_RGB_MEAN
 
@@ -388,8 +388,7 @@ def restricted_load(path: Path) -> Any:
     except (_Corrupt, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
             KeyError, RuntimeError, struct.error, zipfile.BadZipFile, OverflowError, RecursionError,
             MemoryError, UnicodeDecodeError, OSError) as e:
-        text = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{p}: not a readable checkpoint ({text})") from None
+        raise CheckpointError(f"{p}: not a readable checkpoint ({first_line(e, 160)})") from None
 
 
 # ================================================================ format detection and import

@@ -47,7 +47,6 @@ ORT_PRESETS: dict[str, dict[str, Any]] = {
     "arena": {"enable_cpu_mem_arena": True, "enable_mem_pattern": False},
     "default": {"enable_cpu_mem_arena": True, "enable_mem_pattern": True},
 }
-OPT_LEVEL = "ORT_ENABLE_ALL"
 KINDS = {".onnx": "onnx", ".pt": "pt", ".pth": "pt"}
 DEVICES = ("cpu", "cuda")
 
@@ -286,20 +285,6 @@ def open_runner(path: Path, *, shape: Sequence[int], device: str = "cpu", thread
     return _torch_runner(p, shape, device, threads, channels_last)
 
 
-def _ort_session_options(threads: int | None, opts: dict[str, Any]) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVEL)
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.enable_cpu_mem_arena = bool(opts["enable_cpu_mem_arena"])
-    so.enable_mem_pattern = bool(opts["enable_mem_pattern"])
-    so.intra_op_num_threads = int(threads or 0)
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return so
-
-
 def _ort_providers(device: str) -> list[Any]:
     import onnxruntime as ort
 
@@ -315,9 +300,12 @@ def _ort_runner(path: Path, shape: Sequence[int], device: str, threads: int | No
     import numpy as np
     import onnxruntime as ort
 
+    from .onnx import OPT_LEVEL, session_options
+
     opts = preset_options(preset)
     providers = _ort_providers(device)
-    sess = ort.InferenceSession(str(path), _ort_session_options(threads, opts), providers=providers)
+    so = session_options(threads, arena=opts["enable_cpu_mem_arena"], mem_pattern=opts["enable_mem_pattern"])
+    sess = ort.InferenceSession(str(path), so, providers=providers)
     x = np.random.default_rng(0).random(tuple(shape), dtype=np.float32)
     name = sess.get_inputs()[0].name
     options = {"preset": preset, "graph_optimization_level": OPT_LEVEL, **opts}
@@ -576,6 +564,8 @@ def bench_models(paths: Sequence[str | os.PathLike], *, device: str = "cpu",
         raise ConfigError("need warmup ≥ 0, runs ≥ 1 and rounds ≥ 1")
     check_device(device)
     import torch
+
+    from .onnx import OPT_LEVEL
 
     threads = threads or torch.get_num_threads()
     entries = plan_entries(paths, size=size, scale=scale, presets=list(presets))

@@ -23,6 +23,7 @@ import onnx
 from onnx import helper, shape_inference
 
 from ..errors import ConfigError, InputError
+from .tiling import constant_names
 
 MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 PARAM_OPS = MAC_OPS + ("PRelu",)
@@ -107,15 +108,6 @@ def _shape(name: str, infos: dict) -> list[int]:
 
 def _nbytes(name: str, infos: dict) -> int:
     return math.prod(_shape(name, infos)) * infos[name][1]
-
-
-def constant_names(graph: onnx.GraphProto) -> set[str]:
-    """Initializers, ``Constant`` outputs and every tensor computed only from them (folded by any runtime)."""
-    const = {t.name for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" or all(i in const for i in node.input if i):
-            const.update(o for o in node.output if o)
-    return const
 
 
 def weights_bytes(graph: onnx.GraphProto) -> int:
