@@ -50,12 +50,14 @@ class TrainOutcome:
 
 def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Path | None = None,
                 degradation: str = "bi", strategy: str = "l1", strategy_options: dict | None = None,
-                teacher: SRModel | None = None, resume: bool = False, force: bool = False,
+                teacher: SRModel | None = None, student_extra: dict[str, Any] | None = None,
+                resume: bool = False, force: bool = False,
                 progress: Callable[[dict], None] | None = None) -> TrainOutcome:
     """Train ``model`` with the one trainer and save it (our format) to ``out``.
 
     ``config`` is a :class:`sr_compress.train.trainer.TrainConfig`. With ``resume`` the run continues from
-    ``<out>.train/last.pt`` exactly where it stopped.
+    ``<out>.train/last.pt`` exactly where it stopped. ``student_extra``: the non-weight entries of the
+    checkpoint ``model`` came from (``LoadedModel.extra``), handed to the strategy before training.
     """
     import time
 
@@ -73,6 +75,7 @@ def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Pat
                            patch_size=config.patch_size, batch_size=config.batch_size, degradation=degradation,
                            seed=config.seed)
     strat = build_strategy(strategy, **(strategy_options or {}))
+    strat.use_checkpoint_extra(dict(student_extra or {}))
     t0 = time.perf_counter()
     result = Trainer(model, strat, sampler, config, teacher=teacher, out_dir=work, progress=progress,
                      force=force).fit(resume=state if resume else None)

@@ -135,6 +135,11 @@ class Strategy:
     def on_step_end(self, ctx: TrainContext) -> None:
         """After each optimiser step (``ctx.step`` = steps completed)."""
 
+    def use_checkpoint_extra(self, extra: dict[str, Any]) -> None:
+        """Called once before training with the non-weight entries of the student's checkpoint (e.g. the
+        ``bridges`` plainify stores beside the weights). Default: ignore them. A strategy that needs an entry
+        that is missing raises :class:`~sr_compress.errors.ConfigError` saying which stage makes it."""
+
     # -- state ----------------------------------------------------------------------------------------------------
     def extra_params(self) -> list[nn.Parameter]:
         """Trainable tensors the strategy adds (e.g. MemSR's bridges): optimised with the model, kept in
