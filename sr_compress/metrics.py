@@ -128,31 +128,28 @@ def _layer_macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
     return out.numel() * module.in_features  # nn.Linear
 
 
-def _run_counting(model: nn.Module, x: torch.Tensor) -> int:
-    total = [0]
+def _run_counting(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
+    per: dict[str, int] = {}
 
-    def hook(mod: nn.Module, args: tuple, out: torch.Tensor) -> None:
-        total[0] += _layer_macs(mod, args[0], out)
+    def hook(name: str):
+        def count(mod: nn.Module, args: tuple, out: torch.Tensor) -> None:
+            per[name] = per.get(name, 0) + _layer_macs(mod, args[0], out)
+
+        return count
 
     counted = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, counted)]
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, counted)]
     try:
         with torch.no_grad():
             model(x)
     finally:
         for h in handles:
             h.remove()
-    return total[0]
+    return per
 
 
-def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
-    """Multiply-accumulates of one forward pass of ``model`` on an input of ``input_shape`` ((N,)C,H,W).
-
-    Counts Conv2d (output elements × C_in/groups × kh × kw), ConvTranspose2d (input elements × C_out/groups ×
-    kh × kw) and Linear (output elements × in_features); biases, activations, adds and pixel shuffles are
-    free. Runs a copy of the model on the meta device (no memory, no compute), so ``model`` is not touched and
-    large sizes cost nothing; a model that cannot run on meta is run on CPU zeros instead.
-    """
+def macs_by_module(model: nn.Module, input_shape: Sequence[int]) -> dict[str, int]:
+    """Multiply-accumulates per counted submodule (name → MACs) of one forward pass; see :func:`count_macs`."""
     shape = tuple(int(v) for v in input_shape)
     if len(shape) == 3:
         shape = (1, *shape)
@@ -164,6 +161,17 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     except (NotImplementedError, RuntimeError):
         cpu = copy.deepcopy(model).to("cpu").eval()
         return _run_counting(cpu, torch.zeros(shape))
+
+
+def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """Multiply-accumulates of one forward pass of ``model`` on an input of ``input_shape`` ((N,)C,H,W).
+
+    Counts Conv2d (output elements × C_in/groups × kh × kw), ConvTranspose2d (input elements × C_out/groups ×
+    kh × kw) and Linear (output elements × in_features); biases, activations, adds and pixel shuffles are
+    free. Runs a copy of the model on the meta device (no memory, no compute), so ``model`` is not touched and
+    large sizes cost nothing; a model that cannot run on meta is run on CPU zeros instead.
+    """
+    return sum(macs_by_module(model, input_shape).values())
 
 
 def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:

@@ -134,3 +134,24 @@ def bench_stage(p: BenchParams, ctx: StageContext) -> StageOutput:
     first = result.models[0]
     return StageOutput(files.markdown, {"models": len(result.models),
                                         "first_median_ms": first.latency.median_s * 1e3})
+
+
+@dataclass
+class SlimParams:
+    """A ``slim`` stage: ``model`` ("@id" or a path, any supported format) slimmed by ``rho`` (AIL §4)."""
+
+    model: str
+    rho: float
+    select: str = "l1"
+    init: str = "copy"
+    round_to: int = 1
+
+
+@register_stage("slim", SlimParams, inputs=("model",))
+def slim_stage(p: SlimParams, ctx: StageContext) -> StageOutput:
+    from .workflows import slim_checkpoint
+
+    path, rep, _ = slim_checkpoint(ctx.resolve(p.model), rho=p.rho, out=ctx.folder / "model.pt", select=p.select,
+                                   init=p.init, round_to=p.round_to, seed=ctx.seed, force=True)
+    atomic_write_text(ctx.folder / "slim.json", json.dumps(rep.to_dict(), indent=2), force=True)
+    return StageOutput(path, {"params": rep.params_after, "params_ratio": rep.params_after / rep.params_before})

@@ -190,6 +190,22 @@ def model_info(path: str | Path, *, size: tuple[int, int] = (320, 180)) -> dict[
             "macs": macs, "gflops": 2 * macs / 1e9, "guesses": loaded.guesses, "provenance": m.provenance}
 
 
+def slim_checkpoint(path: str | Path, *, rho: float, out: str | Path, select: str = "l1", init: str = "copy",
+                    round_to: int = 1, seed: int = 0, size: tuple[int, int] = (320, 180),
+                    overrides: dict[str, Any] | None = None, force: bool = False) -> tuple[Path, Any, LoadedModel]:
+    """Slim the checkpoint at ``path`` (any supported format) by ``rho`` and save the student to ``out``.
+
+    Returns (written path, :class:`~sr_compress.compress.slim.SlimReport`, the loaded teacher).
+    """
+    from .compress.slim import slim
+
+    check_output(out, inputs=(path,), force=force)
+    loaded = load_model(path, overrides=overrides)
+    student, report = slim(loaded.model, rho, select=select, init=init, round_to=round_to, seed=seed, size=size)
+    written = save_checkpoint(student, out, force=force, inputs=(path,))
+    return written, report, loaded
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """"1920x1080" → (1920, 1080)."""
     try:

@@ -9,12 +9,15 @@ image, so their input already has the output size; :func:`sr_compress.infer.supe
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .groups import ChannelGroup
 
 SCALES = (2, 3, 4)
 DEFAULT_RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean used by the EDSR family
@@ -57,6 +60,15 @@ class SRModel(nn.Module):
     @property
     def channels(self) -> int:
         return int(self.hparams.get("channels", 3))
+
+    # -- slimming (sr_compress.compress.slim) ----------------------------------------------------------------------
+    def channel_groups(self) -> list[ChannelGroup]:
+        """The coupled channel groups of this model (see :mod:`sr_compress.models.groups`)."""
+        raise ConfigError(f"{self.arch} declares no coupled channel groups, so it cannot be slimmed")
+
+    def with_widths(self, widths: dict[str, int]) -> dict[str, Any]:
+        """The hparams of this model with the groups' widths replaced by ``widths`` (group name → width)."""
+        raise ConfigError(f"{self.arch} declares no coupled channel groups, so it cannot be slimmed")
 
     def describe(self) -> dict[str, Any]:
         """JSON-able description: arch, hparams, parameter count."""

@@ -14,6 +14,7 @@ from torch import nn
 
 from .base import MeanShift, SRModel, check_scale
 from .blocks import ACTIVATIONS, activation
+from .groups import ChannelGroup, consumed_by, group, per_channel, produced_by
 from .registry import register_model
 
 
@@ -96,6 +97,26 @@ class PlainSR(SRModel):
     @classmethod
     def tiny(cls, scale: int = 2) -> dict:
         return {"scale": scale, "layers": plain_layers(3, 8, scale)}
+
+    # -- slimming: each layer's output is a group (r² conv outputs per channel before a shuffle), but the last
+    def _layer_keys(self) -> list[str]:
+        n_body = len(self.body)
+        return ["head.0"] + [f"body.{i}" for i in range(n_body)] + [f"tail.{i}" for i in range(len(self.tail))]
+
+    def channel_groups(self) -> list[ChannelGroup]:
+        keys, specs = self._layer_keys(), self.hparams["layers"]
+        out = []
+        for i, (key, nxt) in enumerate(zip(keys[:-1], keys[1:], strict=True)):
+            r2 = specs[i]["shuffle"] ** 2
+            out.append(group(f"layer{i}", specs[i]["out"] // r2, produced_by(self, f"{key}.conv", r2),
+                             per_channel(self, f"{key}.act", r2), consumed_by(self, f"{nxt}.conv")))
+        return out
+
+    def with_widths(self, widths: dict[str, int]) -> dict:
+        layers = [dict(s) for s in self.hparams["layers"]]
+        for i, spec in enumerate(layers[:-1]):
+            spec["out"] = widths[f"layer{i}"] * spec["shuffle"] ** 2
+        return {**self.hparams, "layers": layers}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.sub_mean is not None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from .base import SRModel, check_scale
-from .blocks import conv
+from .blocks import conv, width_list
+from .groups import ChannelGroup, consumed_by, group, produced_by
 from .registry import register_model
 
 
@@ -20,14 +23,17 @@ class VDSR(SRModel):
     pre_upsample = True
 
     def __init__(self, scale: int = 2, n_feats: int = 64, n_layers: int = 18, bias: bool = False,
-                 channels: int = 1) -> None:
+                 channels: int = 1, widths: Sequence[int] | None = None) -> None:
         scale = check_scale(scale)
-        super().__init__(scale=scale, n_feats=n_feats, n_layers=n_layers, bias=bool(bias), channels=channels)
-        self.head = nn.Sequential(conv(channels, n_feats, bias=bias), nn.ReLU(inplace=True))
+        w = width_list(widths, n_layers + 1, n_feats, "widths (head + body layers)")
+        extra = {"widths": w} if widths is not None else {}
+        super().__init__(scale=scale, n_feats=n_feats, n_layers=n_layers, bias=bool(bias), channels=channels,
+                         **extra)
+        self.head = nn.Sequential(conv(channels, w[0], bias=bias), nn.ReLU(inplace=True))
         self.body = nn.ModuleList(
-            nn.Sequential(conv(n_feats, n_feats, bias=bias), nn.ReLU(inplace=True)) for _ in range(n_layers)
+            nn.Sequential(conv(w[i], w[i + 1], bias=bias), nn.ReLU(inplace=True)) for i in range(n_layers)
         )
-        self.tail = conv(n_feats, channels, bias=bias)
+        self.tail = conv(w[-1], channels, bias=bias)
 
     @classmethod
     def tiny(cls, scale: int = 2) -> dict:
@@ -38,3 +44,13 @@ class VDSR(SRModel):
         for layer in self.body:
             r = layer(r)
         return self.tail(r) + x
+
+    # -- slimming: every layer's output is its own group (the global residual is on the image)
+    def channel_groups(self) -> list[ChannelGroup]:
+        keys = ["head.0"] + [f"body.{i}.0" for i in range(len(self.body))] + ["tail"]
+        return [group(k, self.get_submodule(k).out_channels, produced_by(self, k), consumed_by(self, nxt))
+                for k, nxt in zip(keys[:-1], keys[1:], strict=True)]
+
+    def with_widths(self, widths: dict[str, int]) -> dict:
+        keys = ["head.0"] + [f"body.{i}.0" for i in range(len(self.body))]
+        return {**self.hparams, "widths": [widths[k] for k in keys]}
