@@ -16,8 +16,9 @@ kind = "eval"
 model = "@teacher"       # "@id" refers to the artifact of an earlier stage
 ```
 Each stage kind registers a params dataclass and a function ``run(params, ctx) -> StageOutput``.
-A stage is skipped (cached) when its key — a hash of its kind, parameters, the keys/contents of its inputs and
-the srcompress version — matches the key stored beside its artifact.
+A stage is skipped (cached) when its key — a hash of its kind, parameters, the keys/contents of its inputs
+(files and data folders by content), the seed, and srcompress's version and source code — matches the key
+stored beside its artifact; ``run_recipe(..., fresh=True)`` (``srcompress run --fresh``) runs every stage.
 """
 
 from __future__ import annotations
@@ -166,24 +167,100 @@ def _file_digest(p: Path) -> str:
     return h.hexdigest()
 
 
-def _input_digest(ref: str, ctx: StageContext, keys: dict[str, str]) -> str:
-    """An input's identity: the key of the stage it names ("@id"), else the file's SHA-256."""
+class ContentHasher:
+    """SHA-256 of files and folders, remembering each file's digest by (path, size, mtime) in ``cache``
+    (a JSON file in the run folder) so that unchanged files of a large data folder are not read again."""
+
+    def __init__(self, cache: Path | None = None) -> None:
+        self.cache = cache
+        self._known: dict[str, list] = {}
+        if cache is not None and cache.is_file():
+            try:
+                self._known = json.loads(cache.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                self._known = {}
+        self._dirty = False
+
+    def file(self, p: Path) -> str:
+        st = p.stat()
+        key, stamp = str(p.resolve()), [st.st_size, st.st_mtime_ns, st.st_ino]
+        hit = self._known.get(key)
+        if hit is not None and hit[:3] == stamp:
+            return hit[3]
+        digest = _file_digest(p)
+        self._known[key] = [*stamp, digest]
+        self._dirty = True
+        return digest
+
+    def folder(self, root: Path) -> str:
+        """Names, sizes and contents of every file under ``root`` (hidden files and folders excluded)."""
+        h = hashlib.sha256()
+        for p in sorted(root.rglob("*")):
+            rel = p.relative_to(root)
+            if p.is_file() and not any(part.startswith(".") for part in rel.parts):
+                h.update(f"{rel.as_posix()}\0{p.stat().st_size}\0{self.file(p)}\n".encode())
+        return h.hexdigest()
+
+    def save(self) -> None:
+        if self.cache is not None and self._dirty:
+            atomic_write_text(self.cache, json.dumps(self._known), force=True)
+            self._dirty = False
+
+
+def default_data_digest(hasher: ContentHasher) -> str:
+    """Identity of the default data: the contents of the bundled photos the default splits use."""
+    from .train.data import SKIMAGE_PHOTOS, skimage_data_dir
+
+    folder = skimage_data_dir()
+    h = hashlib.sha256()
+    for name, file in sorted(SKIMAGE_PHOTOS.items()):
+        path = folder / file
+        h.update(f"{name}\0{hasher.file(path) if path.is_file() else 'missing'}\n".encode())
+    return h.hexdigest()
+
+
+_CODE_DIGEST: str | None = None
+
+
+def code_digest() -> str:
+    """SHA-256 of srcompress's own source files: a code change invalidates every cached stage."""
+    global _CODE_DIGEST
+    if _CODE_DIGEST is None:
+        root = Path(__file__).resolve().parent
+        h = hashlib.sha256()
+        for p in sorted(root.rglob("*.py")):
+            h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+        _CODE_DIGEST = h.hexdigest()
+    return _CODE_DIGEST
+
+
+def _input_digest(ref: str, ctx: StageContext, keys: dict[str, str], hasher: ContentHasher) -> str:
+    """An input's identity: the key of the stage it names ("@id"), the contents of the default data
+    ("default"), of a file or of every file in a folder; a path that does not exist is keyed by its name."""
     if ref.startswith("@"):
         return keys.get(ref[1:], ref)
+    if ref == "default":
+        return default_data_digest(hasher)
     p = ctx.resolve(ref)
-    return _file_digest(p) if p.is_file() else ref
+    if p.is_file():
+        return hasher.file(p)
+    if p.is_dir():
+        return "dir:" + hasher.folder(p)
+    return "missing:" + ref
 
 
-def stage_key(stage: Stage, ctx: StageContext, keys: dict[str, str]) -> str:
-    """Hash of what determines the stage's output: kind, params, input contents/keys, seed, version."""
+def stage_key(stage: Stage, ctx: StageContext, keys: dict[str, str], hasher: ContentHasher | None = None) -> str:
+    """Hash of what determines the stage's output: kind, params, input contents/keys, seed, version and the
+    source code of srcompress itself (docs/recipes.md, "What invalidates the cache")."""
+    hasher = hasher or ContentHasher()
     inputs = {}
     for name in _STAGES[stage.kind].inputs:
         value = getattr(stage.params, name)
         if value is not None:
             refs = value if isinstance(value, list) else [value]
-            inputs[name] = [_input_digest(str(r), ctx, keys) for r in refs]
+            inputs[name] = [_input_digest(str(r), ctx, keys, hasher) for r in refs]
     blob = json.dumps({"kind": stage.kind, "params": asdict(stage.params), "inputs": inputs,
-                       "seed": ctx.seed, "version": __version__}, sort_keys=True, default=str)
+                       "seed": ctx.seed, "version": __version__, "code": code_digest()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -198,26 +275,30 @@ class StageResult:
 
 
 def run_recipe(recipe: Recipe, *, progress: Callable[[dict], None] | None = None,
-               on_stage: Callable[[Stage, str], None] | None = None) -> list[StageResult]:
-    """Run every stage in order (reusing cached artifacts); write ``summary.json`` and ``summary.md``."""
+               on_stage: Callable[[Stage, str], None] | None = None, fresh: bool = False) -> list[StageResult]:
+    """Run every stage in order (reusing cached artifacts unless ``fresh``); write ``summary.json`` and
+    ``summary.md``."""
     recipe.out.mkdir(parents=True, exist_ok=True)
+    hasher = ContentHasher(recipe.out / ".digests.json")
     artifacts: dict[str, Path] = {}
     keys: dict[str, str] = {}
     results = []
-    for stage in recipe.stages:
-        ctx = StageContext(recipe, stage, recipe.out / stage.id, artifacts, progress)
-        results.append(_run_stage(stage, ctx, keys, on_stage))
-        artifacts[stage.id] = Path(results[-1].artifact)
+    try:
+        for stage in recipe.stages:
+            ctx = StageContext(recipe, stage, recipe.out / stage.id, artifacts, progress)
+            keys[stage.id] = stage_key(stage, ctx, keys, hasher)
+            results.append(_run_stage(stage, ctx, keys[stage.id], on_stage, fresh))
+            artifacts[stage.id] = Path(results[-1].artifact)
+    finally:
+        hasher.save()
     _write_summary(recipe, results)
     return results
 
 
-def _run_stage(stage: Stage, ctx: StageContext, keys: dict[str, str],
-               on_stage: Callable[[Stage, str], None] | None) -> StageResult:
-    key = stage_key(stage, ctx, keys)
-    keys[stage.id] = key
+def _run_stage(stage: Stage, ctx: StageContext, key: str, on_stage: Callable[[Stage, str], None] | None,
+               fresh: bool) -> StageResult:
     meta_path = ctx.folder / "stage.json"
-    if meta_path.is_file():
+    if meta_path.is_file() and not fresh:
         meta = json.loads(meta_path.read_text())
         if meta.get("key") == key and Path(meta.get("artifact", "")).is_file():
             if on_stage:

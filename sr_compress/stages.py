@@ -33,7 +33,7 @@ class TrainParams:
         TrainConfig.from_dict(self.train)  # report bad trainer settings when the recipe is read
 
 
-@register_stage("train", TrainParams, inputs=("init", "teacher"))
+@register_stage("train", TrainParams, inputs=("init", "teacher", "data"))
 def train_stage(p: TrainParams, ctx: StageContext) -> StageOutput:
     from .train.trainer import TrainConfig
     from .workflows import load_model, new_model, train_model
@@ -63,7 +63,7 @@ class EvalParams:
     crops: bool = True  # write crops.png (bicubic | model | HR) beside eval.json
 
 
-@register_stage("eval", EvalParams, inputs=("model",))
+@register_stage("eval", EvalParams, inputs=("model", "data"))
 def eval_stage(p: EvalParams, ctx: StageContext) -> StageOutput:
     from .workflows import evaluate, load_model
 

@@ -100,3 +100,63 @@ def test_shipped_recipes_parse():
     for path in sorted((Path(__file__).parents[1] / "recipes").glob("*.toml")):
         recipe = load_recipe(path)
         assert recipe.stages, path
+
+
+@dataclass
+class FolderParams:
+    data: str
+
+
+@register_stage("folder_test", FolderParams, inputs=("data",))
+def _folder(p: FolderParams, ctx) -> StageOutput:
+    CALLS.append(ctx.stage.id)
+    out = ctx.folder / "n.txt"
+    out.write_text(str(len(list(ctx.resolve(p.data).iterdir()))))
+    return StageOutput(out)
+
+
+def _folder_recipe(tmp_path):
+    return parse_recipe({"name": "f", "out": str(tmp_path / "run"), "stage": [
+        {"id": "a", "kind": "folder_test", "data": str(tmp_path / "A")},
+        {"id": "b", "kind": "folder_test", "data": str(tmp_path / "B")},
+        {"id": "after_a", "kind": "echo_test", "text": "x", "source": "@a"},
+    ]})
+
+
+def test_editing_one_image_reruns_only_the_stages_that_read_it(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    for folder in ("A", "B"):
+        (tmp_path / folder).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((8, 8, 3), 10 * i, np.uint8)).save(tmp_path / folder / f"{i}.png")
+    CALLS.clear()
+    assert [r.status for r in run_recipe(_folder_recipe(tmp_path))] == ["ran", "ran", "ran"]
+    assert [r.status for r in run_recipe(_folder_recipe(tmp_path))] == ["cached"] * 3
+    # same name, same size, other pixels: only the content tells
+    Image.fromarray(np.full((8, 8, 3), 99, np.uint8)).save(tmp_path / "A" / "1.png")
+    assert [r.status for r in run_recipe(_folder_recipe(tmp_path))] == ["ran", "cached", "ran"]
+    (tmp_path / "B" / "2.png").write_bytes((tmp_path / "B" / "0.png").read_bytes())  # a new image
+    assert [r.status for r in run_recipe(_folder_recipe(tmp_path))] == ["cached", "ran", "cached"]
+    assert [r.status for r in run_recipe(_folder_recipe(tmp_path), fresh=True)] == ["ran"] * 3
+    assert CALLS == ["a", "b", "after_a", "a", "after_a", "b", "a", "b", "after_a"]
+
+
+def test_stages_that_read_data_key_it_by_content():
+    from sr_compress.recipes import _STAGES, stage_kinds
+
+    stage_kinds()
+    assert "data" in _STAGES["train"].inputs and "data" in _STAGES["eval"].inputs
+
+
+def test_a_code_change_changes_every_key(tmp_path, monkeypatch):
+    import sr_compress.recipes as rec
+
+    r = _recipe(tmp_path)
+    from sr_compress.recipes import StageContext, stage_key
+
+    ctx = StageContext(r, r.stages[0], tmp_path, {})
+    k1 = stage_key(r.stages[0], ctx, {})
+    monkeypatch.setattr(rec, "_CODE_DIGEST", "edited")
+    assert stage_key(r.stages[0], ctx, {}) != k1

@@ -10,13 +10,18 @@ from ._common import console, err_console, json_option, print_json
 @click.command("run")
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (overrides the recipe's).")
+@click.option("--fresh", is_flag=True, help="Run every stage, ignoring cached artifacts.")
 @json_option
-def run(recipe: str, out: str | None, as_json: bool) -> None:
+def run(recipe: str, out: str | None, fresh: bool, as_json: bool) -> None:
     """Run RECIPE: its stages in order, each cached by its inputs and parameters.
 
+    A stage runs again when its parameters, the seed, the content of a file or data folder it reads, an
+    earlier stage it uses, or srcompress's own code changed; otherwise its artifact is reused.
+
     \b
-    Example:
+    Examples:
       srcompress run recipes/demo.toml
+      srcompress run recipes/demo.toml --fresh      # run every stage again
     """
     from pathlib import Path
 
@@ -27,7 +32,7 @@ def run(recipe: str, out: str | None, as_json: bool) -> None:
     if out:
         r.out = Path(out).resolve()
     with training_progress() as progress:
-        results = run_recipe(r, progress=progress,
+        results = run_recipe(r, progress=progress, fresh=fresh,
                              on_stage=lambda s, status: err_console.print(f"[bold]{s.id}[/] ({s.kind}): {status}"))
     if as_json:
         print_json({"recipe": r.name, "out": str(r.out), "stages": [vars(x) for x in results]})
