@@ -177,3 +177,50 @@ def test_cli_bad_budget_file_is_one_line_exit_2(invoke, tmp_path, tiny_onnx):
     p = _budgets(tmp_path, "[models.plain_tiny]\npeak = 3\n")
     code, _, err = invoke("bench", tiny_onnx, "--budget", p)
     assert code == 2 and "unknown key(s) peak" in err and len(err.strip().splitlines()) == 1
+
+
+# -- baseline comparison -------------------------------------------------------------------------------------
+def test_baseline_deltas_and_regressions():
+    from sr_compress.deploy.report import baseline_markdown, compare_to_baseline
+
+    old = _result(_model("a"), _model("gone"))
+    now = _result(_model("a", steady=60e6, median=0.26), _model("fresh"))
+    cmp = compare_to_baseline(now, old)
+    by = {d.metric: d for d in cmp.deltas if d.model == "a"}
+    assert by["peak_mb"].change_pct == pytest.approx((60 - 52.1) / 52.1 * 100)
+    assert by["peak_mb"].regressed and not by["latency_ms"].regressed  # +15 % > 10 %; +4 % ≤ 25 %
+    assert by["params"].change_pct == 0 and not by["params"].regressed
+    assert cmp.new == ["fresh"] and cmp.missing == ["gone"] and len(cmp.regressions) == 1
+    assert not compare_to_baseline(now, old, {"peak_mb": 20}).regressions
+    md = baseline_markdown(cmp)
+    assert "1 regression(s)" in md and "| a | peak memory (MB) | 52.1 | 60.0 | +15.2% | +10% | **regressed** |" in md
+    assert "New (no baseline): fresh" in md and "not measured now: gone" in md
+    faster = compare_to_baseline(_result(_model("a", steady=30e6, median=0.1)), old)
+    assert not faster.regressions  # getting better is never a regression
+    with pytest.raises(ConfigError, match="unknown regression metric"):
+        compare_to_baseline(now, old, {"memory": 5})
+
+
+def test_cli_baseline_gate(invoke, tmp_path, tiny_onnx):
+    args = ["bench", tiny_onnx, "--size", "48x32", "--runs", "1", "--warmup", "0", "--threads", "1"]
+    code, _, err = invoke(*args, "--report", tmp_path / "base")
+    assert code == 0, err
+    base = tmp_path / "base" / "report.json"
+    data = json.loads(base.read_text())
+    data["models"][0]["params"] -= 10  # the baseline was smaller: any growth in params fails by default
+    base.write_text(json.dumps(data))
+    code, out, err = invoke(*args, "--no-memory", "--baseline", base, "--max-regression", "latency_ms=100000",
+                            "--report", tmp_path / "new")
+    assert code == 1 and "regression(s) against" in err and "params" in err, err
+    assert "regressed" in out
+    assert "Against the baseline" in (tmp_path / "new" / "report.md").read_text()
+    code, _, err = invoke(*args, "--no-memory", "--baseline", base, "--max-regression", "params=1",
+                          "--max-regression", "latency_ms=100000")
+    assert code == 0, err
+    code, _, err = invoke(*args, "--baseline", tmp_path / "nope.json")
+    assert code == 2 and "not found" in err
+    (tmp_path / "bad.json").write_text("{}")
+    code, _, err = invoke(*args, "--baseline", tmp_path / "bad.json")
+    assert code == 2 and "not a bench report.json" in err
+    code, _, err = invoke(*args, "--baseline", base, "--max-regression", "latency")
+    assert code == 2 and "METRIC=PCT" in err

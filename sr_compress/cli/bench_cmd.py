@@ -31,6 +31,11 @@ PRESETS = ("lowmem", "arena", "default")
               help="Write report.md, report.json and report.png into this folder.")
 @click.option("--budget", type=click.Path(dir_okay=False), default=None,
               help="Budgets TOML (e.g. export/budgets.toml): exit 1 when a model exceeds its budget.")
+@click.option("--baseline", type=click.Path(dir_okay=False), default=None,
+              help="A previous report.json: print per-model deltas and exit 1 on a regression.")
+@click.option("--max-regression", "max_regression", multiple=True, metavar="METRIC=PCT",
+              help="Allowed increase against --baseline (repeatable; metrics peak_mb, bound_mb, latency_ms, "
+                   "params, gflop) [default: peak_mb=10 bound_mb=2 latency_ms=25 params=0 gflop=0].")
 @click.option("--psnr", multiple=True, metavar="NAME=DB", help="A model's PSNR (report scatter plot).")
 @force_option
 @json_option
@@ -43,11 +48,14 @@ def bench(models: tuple[str, ...], as_json: bool, **opts: Any) -> None:
     Example:
       srcompress bench teacher.onnx student.onnx --size 1920x1080 --report runs/bench
       srcompress bench student.onnx --budget export/budgets.toml
+      srcompress bench student.onnx --baseline main/report.json --max-regression latency_ms=15 --report new
     """
     from ..deploy.bench import bench_models
-    from ..deploy.report import check_budgets, check_report_dir, load_budgets, write_report
+    from ..deploy.report import check_budgets, check_report_dir, load_baseline, load_budgets, write_report
 
     budgets = load_budgets(opts["budget"]) if opts["budget"] else None
+    baseline = load_baseline(opts["baseline"]) if opts["baseline"] else None
+    allowed = _parse_pairs(opts["max_regression"], "--max-regression", "METRIC=PCT (e.g. latency_ms=15)")
     if opts["report_dir"]:
         check_report_dir(opts["report_dir"], inputs=models, force=opts["force"])
     settings = _settings(opts, budgets.defaults if budgets else None)
@@ -60,11 +68,35 @@ def bench(models: tuple[str, ...], as_json: bool, **opts: Any) -> None:
         print_json(result.to_dict())
     else:
         bench_table(result, psnr)
+    cmp = _compare(result, baseline, opts["baseline"], allowed, quiet=as_json)
     if opts["report_dir"]:
-        files = write_report(result, opts["report_dir"], psnr, force=opts["force"])
+        files = write_report(result, opts["report_dir"], psnr, force=opts["force"], baseline=cmp)
         err_console.print(f"report: {files.markdown}, {files.json}, {files.png}")
     if budgets:
         _gate(check_budgets(result, budgets), budgets, result)
+    if cmp is not None and cmp.regressions:
+        from ..errors import BudgetExceededError
+
+        raise BudgetExceededError(f"{len(cmp.regressions)} regression(s) against {opts['baseline']}: " + "; ".join(
+            f"{d.model} {d.metric} {d.change_pct:+.1f}% > +{d.allowed_pct:g}%" for d in cmp.regressions[:3]))
+
+
+def _compare(result: Any, baseline: Any, where: str | None, allowed: dict[str, float], quiet: bool) -> Any:
+    if baseline is None:
+        return None
+    from ..deploy.report import baseline_markdown, compare_to_baseline
+
+    cmp = compare_to_baseline(result, baseline, allowed)
+    cmp.baseline = str(where)
+    if quiet:
+        print_json({"baseline": cmp.to_dict()})
+    else:
+        from rich.markdown import Markdown
+
+        from ._common import console
+
+        console.print(Markdown(baseline_markdown(cmp)))
+    return cmp
 
 
 def _settings(opts: dict[str, Any], defaults: Any) -> dict[str, Any]:
@@ -96,17 +128,21 @@ def _command_line(models: tuple[str, ...], settings: dict[str, Any], opts: dict[
 
 
 def _parse_psnr(items: tuple[str, ...]) -> dict[str, float]:
+    return _parse_pairs(items, "--psnr", "NAME=DB (e.g. student=32.1)")
+
+
+def _parse_pairs(items: tuple[str, ...], option: str, form: str) -> dict[str, float]:
     from ..errors import ConfigError
 
     out = {}
     for item in items:
         name, sep, value = item.rpartition("=")
         try:
-            out[name] = float(value)
+            out[name] = float(value.rstrip("%"))
         except ValueError:
             sep = ""
         if not sep or not name:
-            raise ConfigError(f"--psnr wants NAME=DB (e.g. student=32.1), got {item!r}")
+            raise ConfigError(f"{option} wants {form}, got {item!r}")
     return out
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -151,13 +151,15 @@ def result_json(result: BenchResult, psnr: Mapping[str, float] | None = None) ->
 
 
 def write_report(result: BenchResult, out_dir: str | os.PathLike, psnr: Mapping[str, float] | None = None, *,
-                 force: bool = False) -> ReportFiles:
-    """Write ``report.md``, ``report.json`` and ``report.png`` into ``out_dir``, each atomically."""
+                 force: bool = False, baseline: BaselineComparison | None = None) -> ReportFiles:
+    """Write ``report.md``, ``report.json`` and ``report.png`` into ``out_dir``, each atomically; with
+    ``baseline`` the Markdown ends with the comparison (the section to paste into a pull request)."""
     inputs = [m.path for m in result.models]
     files = check_report_dir(out_dir, inputs=inputs, force=force)
     atomic_write_text(files.json, result_json(result, psnr), inputs=inputs, force=force)
     atomic_write(files.png, lambda p: plot(result, p, psnr), inputs=inputs, force=force)
-    atomic_write_text(files.markdown, report_markdown(result, psnr), inputs=inputs, force=force)
+    md = report_markdown(result, psnr) + ("\n" + baseline_markdown(baseline) if baseline is not None else "")
+    atomic_write_text(files.markdown, md, inputs=inputs, force=force)
     return files
 
 
@@ -320,3 +322,108 @@ def _model_violations(m: ModelBench, b: Budget) -> list[Violation]:
         out.append(Violation(m.name, "latency_ms", ms, b.latency_ms, f"{m.name}: latency {ms:.1f} ms > "
                              f"budget {b.latency_ms:g} ms (median of {len(m.latency.runs)} runs)"))
     return out
+
+
+# -- baseline comparison (CI: did this change make a model bigger or slower?) --------------------------------------
+#: metric → (label, unit, value of a ModelBench or None); default allowed increase in percent
+BASELINE_METRICS: dict[str, tuple[str, str, Callable[[ModelBench], float | None]]] = {
+    "peak_mb": ("peak memory", "MB", lambda m: _peak_bytes(m) / MB if m.memory else None),
+    "bound_mb": ("bound", "MB", lambda m: m.bound_bytes / MB),
+    "latency_ms": ("latency", "ms", lambda m: m.latency.median_s * 1e3 if m.latency else None),
+    "params": ("params", "", lambda m: float(m.params)),
+    "gflop": ("GFLOP", "", lambda m: m.flops / 1e9),
+}
+DEFAULT_REGRESSION = {"peak_mb": 10.0, "bound_mb": 2.0, "latency_ms": 25.0, "params": 0.0, "gflop": 0.0}
+
+
+def _peak_bytes(m: ModelBench) -> float:
+    return max(m.memory.first_bytes, m.memory.steady_bytes)
+
+
+@dataclass
+class Delta:
+    """One metric of one model, now against the baseline; ``regressed`` past the allowed increase."""
+
+    model: str
+    metric: str
+    baseline: float | None
+    current: float | None
+    change_pct: float | None
+    allowed_pct: float
+    regressed: bool
+
+
+@dataclass
+class BaselineComparison:
+    baseline: str
+    deltas: list[Delta]
+    new: list[str]  # models without a baseline entry
+    missing: list[str]  # baseline models not measured now
+
+    @property
+    def regressions(self) -> list[Delta]:
+        return [d for d in self.deltas if d.regressed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "deltas": [asdict(d) for d in self.deltas], "new": self.new,
+                "missing": self.missing, "regressions": len(self.regressions)}
+
+
+def load_baseline(path: str | os.PathLike) -> BenchResult:
+    """A ``report.json`` written by ``bench --report`` (or ``--json``) read back."""
+    p = require_file(path, "baseline report")
+    try:
+        return BenchResult.from_dict(json.loads(p.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise ConfigError(f"{p}: not a bench report.json ({type(e).__name__}: {e})") from None
+
+
+def compare_to_baseline(result: BenchResult, baseline: BenchResult | str | os.PathLike,
+                        allowed: Mapping[str, float] | None = None) -> BaselineComparison:
+    """Per model (matched by entry name, else file stem) and metric: baseline, now, change, verdict.
+
+    ``allowed``: metric → allowed increase in percent (defaults :data:`DEFAULT_REGRESSION`); a decrease is
+    never a regression. A metric measured on one side only is shown but not judged.
+    """
+    where = str(baseline) if not isinstance(baseline, BenchResult) else "baseline"
+    base = baseline if isinstance(baseline, BenchResult) else load_baseline(baseline)
+    limits = {**DEFAULT_REGRESSION, **(allowed or {})}
+    unknown = sorted(set(limits) - set(BASELINE_METRICS))
+    if unknown:
+        raise ConfigError(f"unknown regression metric(s) {', '.join(unknown)}; "
+                          f"choose from {', '.join(BASELINE_METRICS)}")
+    index = {m.name: m for m in base.models} | {m.stem: m for m in base.models if m.stem not in
+                                                   {b.name for b in base.models}}
+    deltas, new, seen = [], [], set()
+    for m in result.models:
+        old = index.get(m.name) or index.get(m.stem)
+        if old is None:
+            new.append(m.name)
+            continue
+        seen.add(old.name)
+        for metric, (_, _, value) in BASELINE_METRICS.items():
+            a, b = value(old), value(m)
+            change = (b - a) / a * 100 if a and b is not None else None
+            deltas.append(Delta(m.name, metric, a, b, change, limits[metric],
+                                change is not None and change > limits[metric] + 1e-9))
+    missing = [m.name for m in base.models if m.name not in seen]
+    return BaselineComparison(where, deltas, new, missing)
+
+
+def baseline_markdown(cmp: BaselineComparison) -> str:
+    """A Markdown section to paste into a pull request or a CI job summary."""
+    verdict = (f"**{len(cmp.regressions)} regression(s)**" if cmp.regressions else "no regression")
+    lines = [f"### Against the baseline `{cmp.baseline}`: {verdict}", "",
+             "| model | metric | baseline | now | change | allowed | verdict |", "|---|---|---:|---:|---:|---:|---|"]
+    for d in cmp.deltas:
+        label, unit, _ = BASELINE_METRICS[d.metric]
+        name = f"{label} ({unit})" if unit else label
+        change = "–" if d.change_pct is None else f"{d.change_pct:+.1f}%"
+        mark = "**regressed**" if d.regressed else "ok"
+        lines.append(f"| {d.model} | {name} | {_fmt(d.baseline)} | {_fmt(d.current)} | {change} | "
+                     f"+{d.allowed_pct:g}% | {mark} |")
+    if cmp.new:
+        lines += ["", f"New (no baseline): {', '.join(cmp.new)}."]
+    if cmp.missing:
+        lines += ["", f"In the baseline but not measured now: {', '.join(cmp.missing)}."]
+    return "\n".join(lines) + "\n"
