@@ -36,6 +36,7 @@ from .compat import tomllib
 from .config import from_dict
 from .errors import ConfigError, DataError
 from .fileio import atomic_write_text
+from .registry import Registry
 
 
 @dataclass
@@ -52,12 +53,15 @@ class StageKind:
     inputs: tuple[str, ...] = ()
 
 
-_STAGES: dict[str, StageKind] = {}
+_STAGES: Registry[StageKind] = Registry("stage kind")
 
 
 def register_stage(kind: str, params: type, *, inputs: tuple[str, ...] = ()) -> Callable:
+    """Decorator: register ``fn(params, ctx) -> StageOutput`` as stage ``kind`` with its params dataclass;
+    ``inputs`` names the params fields that refer to files, folders or "@id" artifacts (the cache key)."""
+
     def deco(fn: Callable) -> Callable:
-        _STAGES[kind] = StageKind(params, fn, inputs)
+        _STAGES.add(kind, StageKind(params, fn, inputs))
         return fn
 
     return deco
@@ -65,7 +69,7 @@ def register_stage(kind: str, params: type, *, inputs: tuple[str, ...] = ()) -> 
 
 def stage_kinds() -> list[str]:
     _load_builtin_stages()
-    return sorted(_STAGES)
+    return _STAGES.names()
 
 
 @dataclass
@@ -137,15 +141,15 @@ def parse_recipe(data: dict[str, Any], *, source: Path | None = None) -> Recipe:
 
 def _parse_stage(i: int, raw: Any) -> Stage:
     if not isinstance(raw, dict) or "kind" not in raw:
-        raise ConfigError(f"stage[{i}]: every [[stage]] needs a kind ({', '.join(sorted(_STAGES))})")
+        raise ConfigError(f"stage[{i}]: every [[stage]] needs a kind ({', '.join(_STAGES.names())})")
     body = dict(raw)
     kind = body.pop("kind")
     if kind not in _STAGES:
-        raise ConfigError(f"stage[{i}]: unknown kind {kind!r}; choose one of {', '.join(sorted(_STAGES))}")
+        raise ConfigError(f"stage[{i}]: unknown kind {kind!r}; choose one of {', '.join(_STAGES.names())}")
     sid = str(body.pop("id", f"{kind}{i}"))
     if not sid.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"stage[{i}]: id {sid!r} must be letters, digits, '-' or '_'")
-    return Stage(sid, kind, from_dict(_STAGES[kind].params, body, f"stage {sid} ({kind})"))
+    return Stage(sid, kind, from_dict(_STAGES.get(kind).params, body, f"stage {sid} ({kind})"))
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -254,7 +258,7 @@ def stage_key(stage: Stage, ctx: StageContext, keys: dict[str, str], hasher: Con
     source code of srcompress itself (docs/recipes.md, "What invalidates the cache")."""
     hasher = hasher or ContentHasher()
     inputs = {}
-    for name in _STAGES[stage.kind].inputs:
+    for name in _STAGES.get(stage.kind).inputs:
         value = getattr(stage.params, name)
         if value is not None:
             refs = value if isinstance(value, list) else [value]
@@ -308,7 +312,7 @@ def _run_stage(stage: Stage, ctx: StageContext, key: str, on_stage: Callable[[St
         on_stage(stage, "running")
     ctx.folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    out = _STAGES[stage.kind].run(stage.params, ctx)
+    out = _STAGES.get(stage.kind).run(stage.params, ctx)
     seconds = time.perf_counter() - t0
     meta = {"key": key, "kind": stage.kind, "params": asdict(stage.params), "artifact": str(out.artifact),
             "summary": out.summary, "seconds": round(seconds, 2)}

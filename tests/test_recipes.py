@@ -147,7 +147,7 @@ def test_stages_that_read_data_key_it_by_content():
     from sr_compress.recipes import _STAGES, stage_kinds
 
     stage_kinds()
-    assert "data" in _STAGES["train"].inputs and "data" in _STAGES["eval"].inputs
+    assert "data" in _STAGES.get("train").inputs and "data" in _STAGES.get("eval").inputs
 
 
 def test_a_code_change_changes_every_key(tmp_path, monkeypatch):
@@ -160,3 +160,13 @@ def test_a_code_change_changes_every_key(tmp_path, monkeypatch):
     k1 = stage_key(r.stages[0], ctx, {})
     monkeypatch.setattr(rec, "_CODE_DIGEST", "edited")
     assert stage_key(r.stages[0], ctx, {}) != k1
+
+
+def test_one_duplicate_policy_for_every_registry():
+    from sr_compress.models import register_model
+    from sr_compress.train.strategies import register_strategy
+
+    for register, name in ((register_model, "edsr"), (register_strategy, "l1"), (register_stage, "echo_test")):
+        deco = register(name) if register is not register_stage else register(name, EchoParams)
+        with pytest.raises(ValueError, match="registered twice"):
+            deco(type("Dup", (), {}))

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..errors import ConfigError
+from ..registry import Registry
 
-_MODELS: dict[str, type] = {}
+_MODELS: Registry[type] = Registry("arch")
 T = TypeVar("T", bound=type)
 
 
@@ -15,23 +16,19 @@ def register_model(name: str) -> Callable[[T], T]:
     """Class decorator: register an ``SRModel`` subclass under ``name`` (its ``arch``)."""
 
     def deco(cls: T) -> T:
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} registered twice")
+        _MODELS.add(name, cls)
         cls.arch = name
-        _MODELS[name] = cls
         return cls
 
     return deco
 
 
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    return _MODELS.names()
 
 
 def model_class(arch: str) -> type:
-    if arch not in _MODELS:
-        raise ConfigError(f"unknown arch {arch!r}; choose one of: {', '.join(list_models())}")
-    return _MODELS[arch]
+    return _MODELS.get(arch)
 
 
 def build_model(arch: str, **hparams: Any):

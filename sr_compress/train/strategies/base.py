@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
+from ...registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...models import SRModel
@@ -181,7 +182,7 @@ def capture_outputs(model: nn.Module, names: Sequence[str]) -> Iterator[list[tor
 
 
 # -- registry -----------------------------------------------------------------------------------------------------
-_STRATEGIES: dict[str, type[Strategy]] = {}
+_STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
 S = TypeVar("S", bound=type[Strategy])
 
 
@@ -189,23 +190,19 @@ def register_strategy(name: str) -> Callable[[S], S]:
     """Class decorator: register a :class:`Strategy` subclass under ``name``."""
 
     def deco(cls: S) -> S:
-        if name in _STRATEGIES:
-            raise ValueError(f"strategy {name!r} registered twice")
+        _STRATEGIES.add(name, cls)
         cls.name = name
-        _STRATEGIES[name] = cls
         return cls
 
     return deco
 
 
 def list_strategies() -> list[str]:
-    return sorted(_STRATEGIES)
+    return _STRATEGIES.names()
 
 
 def strategy_class(name: str) -> type[Strategy]:
-    if name not in _STRATEGIES:
-        raise ConfigError(f"unknown strategy {name!r}; choose one of: {', '.join(list_strategies())}")
-    return _STRATEGIES[name]
+    return _STRATEGIES.get(name)
 
 
 def build_strategy(name: str, **params: Any) -> Strategy:
