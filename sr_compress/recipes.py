@@ -34,7 +34,7 @@ from . import __version__
 from .compat import tomllib
 from .config import from_dict
 from .errors import ConfigError, DataError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, file_sha256
 
 
 @dataclass
@@ -159,11 +159,7 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 def _file_digest(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(p)
 
 
 def _input_digest(ref: str, ctx: StageContext, keys: dict[str, str]) -> str:
