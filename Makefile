@@ -11,7 +11,7 @@ help:
 	@echo "make demo   - train a small EDSR teacher on the bundled photos, evaluate, export and bench it"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - measure latency/peak memory of the reference models, write docs/benchmarks.md"
-	@echo "make ail-repro - AIL/KD/PSPL on the released VDSR (13-ch student) + PSPL convergence (~15 min, 1 thread)"
+	@echo "make ail-repro - AIL/KD/PSPL on the released VDSR (13-ch student) + PSPL convergence (~10 min, 1 thread)"
 	@echo "make lint   - ruff"
 
 $(STAMP): pyproject.toml constraints.txt

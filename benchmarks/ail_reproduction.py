@@ -14,7 +14,7 @@ steps each needs to reach a fixed PSNR (``--conv-target``, default: the L1 run's
 
 Writes a Markdown report (``--out``) and the same as JSON (``--json``, default: ``--out`` with .json).
 Training runs on the bundled photos at ×2 on the CPU. The default budget (600 steps of batch 8, 48 px
-patches per student) runs in about 15 minutes on one thread of the 2-core EPYC; ``--quick`` is a smoke
+patches per student) runs in about 10 minutes on one idle thread of the 2-core EPYC; ``--quick`` is a smoke
 test (seconds, numbers meaningless).
 
     .venv/bin/python benchmarks/ail_reproduction.py --out docs/ail_reproduction.md   # make ail-repro
