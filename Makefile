@@ -5,12 +5,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean help
+.PHONY: demo test bench ail-repro lint clean help
 
 help:
 	@echo "make demo   - train a small EDSR teacher on the bundled photos, evaluate, export and bench it"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - measure latency/peak memory of the reference models, write docs/benchmarks.md"
+	@echo "make ail-repro - AIL/KD/PSPL on the released VDSR (13-ch student) + PSPL convergence (~10 min, 1 thread)"
 	@echo "make lint   - ruff"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -28,6 +29,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/reference.py
+
+ail-repro: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) benchmarks/ail_reproduction.py --out docs/ail_reproduction.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sr_compress tests export benchmarks

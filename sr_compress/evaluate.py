@@ -81,3 +81,48 @@ def comparison_rows(reports: list[EvalReport], pairs: list) -> list:
     """Rows for :func:`sr_compress.visual.comparison_image`: bicubic first, then the models, then HR."""
     ordered = sorted(reports, key=lambda r: r.method != "bicubic")
     return [(p.name, [*((r.method, r.outputs[p.name]) for r in ordered), ("HR", p.hr)]) for p in pairs]
+
+
+# -- the reference VDSR protocol (../shared/data/set5/matlab_bicubic_x{s}.npz) ---------------------------------------
+NPZ_IMAGES = ("bird", "butterfly", "head", "woman")  # the upstream baby inputs are missing
+
+
+def load_npz_y(path: str | Any, images: tuple[str, ...] = NPZ_IMAGES, *,
+               crop: int | None = None) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, bicubic-upscaled Y as (1,1,H,W) float32, ground-truth Y as (1,H,W) float64), values in [0, 1],
+    from one of the AIL release's MATLAB npz files. ``crop``: keep only a centred ``crop``×``crop`` window
+    (quick looks; the reference numbers are for the full images)."""
+    import numpy as np
+
+    from .errors import DataError
+    from .fileio import require_file
+
+    z = np.load(require_file(path, "npz file"))
+    out = []
+    for n in images:
+        try:
+            lr, gt = z[f"{n}_bicubic_ycbcr"][..., 0], z[f"{n}_gt_ycbcr"][..., 0]
+        except KeyError:
+            raise DataError(f"{path}: no arrays for image {n!r}") from None
+        if crop is not None:
+            h, w = gt.shape
+            t, left = max((h - crop) // 2, 0), max((w - crop) // 2, 0)
+            lr, gt = lr[t:t + crop, left:left + crop], gt[t:t + crop, left:left + crop]
+        out.append((n, torch.from_numpy(lr.astype(np.float32))[None, None],
+                    torch.from_numpy(gt.astype(np.float64))[None]))
+    return out
+
+
+def npz_y_psnr(model: SRModel, images: list[tuple[str, torch.Tensor, torch.Tensor]], scale: int) -> float:
+    """Mean Y-PSNR of a Y-channel pre-upsampling model (VDSR) under the reference protocol: the model runs on
+    the npz bicubic Y, its output is clipped to [0, 1] (by :func:`~sr_compress.metrics.psnr`), ``scale`` px are
+    shaved at every border, and it is compared *unrounded* with the float ground truth — the protocol that
+    reproduces the AIL release's table to ±0.01 dB (tests/test_reference_vdsr.py)."""
+    from .metrics import psnr
+
+    if model.channels != 1 or not model.pre_upsample:
+        raise ValueError(f"the npz protocol takes a Y-channel pre-upsampling model, not {model.arch}")
+    model = model.eval()
+    with torch.no_grad():
+        values = [psnr(model(lr)[0], gt, crop=scale, y=True, quantize=False) for _, lr, gt in images]
+    return float(sum(values) / len(values))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -58,3 +59,12 @@ def require_file(path: str | os.PathLike, what: str = "file") -> Path:
     if not p.is_file():
         raise DataError(f"{what} is not a file: {p}")
     return p
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (an input's identity in provenance and recipe cache keys)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

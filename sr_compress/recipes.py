@@ -35,7 +35,7 @@ from . import __version__
 from .compat import tomllib
 from .config import from_dict
 from .errors import ConfigError, DataError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, file_sha256
 from .registry import Registry
 
 
@@ -163,14 +163,6 @@ def load_recipe(path: str | Path) -> Recipe:
     return parse_recipe(data, source=p.resolve())
 
 
-def _file_digest(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class ContentHasher:
     """SHA-256 of files and folders, remembering each file's digest by (path, size, mtime) in ``cache``
     (a JSON file in the run folder) so that unchanged files of a large data folder are not read again."""
@@ -191,7 +183,7 @@ class ContentHasher:
         hit = self._known.get(key)
         if hit is not None and hit[:3] == stamp:
             return hit[3]
-        digest = _file_digest(p)
+        digest = file_sha256(p)
         self._known[key] = [*stamp, digest]
         self._dirty = True
         return digest

@@ -53,6 +53,48 @@ def train_stage(p: TrainParams, ctx: StageContext) -> StageOutput:
 
 
 @dataclass
+class FinetuneParams:
+    """A ``finetune`` stage: the checkpoint ``model`` ("@id" or a path) trained further with ``strategy``.
+
+    ``teacher`` ("@id" or a path) for the strategies that use one; ``strategy_options`` (e.g. ``{init =
+    "zeros"}``) and ``preset`` (``ail-official``) are parameters, so they are part of the cache key like the
+    teacher's and the student's contents."""
+
+    model: str
+    strategy: str
+    teacher: str | None = None
+    teacher_scale: int | None = None
+    strategy_options: dict = field(default_factory=dict)
+    preset: str | None = None
+    data: str = "default"
+    degradation: str = "bi"
+    train: dict = field(default_factory=dict)  # TrainConfig fields over the preset's
+
+    def config(self, seed: int):
+        from .train.presets import preset_settings
+        from .train.trainer import TrainConfig
+
+        return TrainConfig.from_dict({"seed": seed, **preset_settings(self.preset), **self.train})
+
+    def __post_init__(self) -> None:
+        from .train.strategies import build_strategy
+
+        self.config(0)  # bad trainer settings or preset: reported when the recipe is read
+        build_strategy(self.strategy, **self.strategy_options)  # unknown strategy or option: likewise
+
+
+@register_stage("finetune", FinetuneParams, inputs=("model", "teacher", "data"))
+def finetune_stage(p: FinetuneParams, ctx: StageContext) -> StageOutput:
+    from .workflows import finetune
+
+    out = finetune(ctx.resolve(p.model), out=ctx.folder / "model.pt", config=p.config(ctx.seed),
+                   strategy=p.strategy, strategy_options=p.strategy_options,
+                   teacher=ctx.resolve(p.teacher) if p.teacher else None, teacher_scale=p.teacher_scale,
+                   data=p.data, degradation=p.degradation, force=True, progress=ctx.progress)
+    return StageOutput(out.path, {"steps": out.steps, "final_loss": out.final_loss})
+
+
+@dataclass
 class EvalParams:
     """An ``eval`` stage: scores of ``model`` ("@id" or a path) on ``data``."""
 

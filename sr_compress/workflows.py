@@ -52,21 +52,26 @@ def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Pat
                 degradation: str = "bi", strategy: str = "l1", strategy_options: dict | None = None,
                 teacher: SRModel | None = None, student_extra: dict[str, Any] | None = None,
                 resume: bool = False, force: bool = False,
-                progress: Callable[[dict], None] | None = None) -> TrainOutcome:
+                progress: Callable[[dict], None] | None = None, stage: str = "train",
+                record: dict[str, Any] | None = None) -> TrainOutcome:
     """Train ``model`` with the one trainer and save it (our format) to ``out``.
 
     ``config`` is a :class:`sr_compress.train.trainer.TrainConfig`. With ``resume`` the run continues from
     ``<out>.train/last.pt`` exactly where it stopped. ``student_extra``: the non-weight entries of the
     checkpoint ``model`` came from (``LoadedModel.extra``), handed to the strategy before training.
+    ``teacher``: given exactly when the strategy uses one (same scale and colour space), else ConfigError.
+    The output's provenance gets one ``stage`` entry (strategy, options, data, budget, seed, plus ``record``).
     """
     import time
 
     from .train.data import PatchSampler
     from .train.strategies import build_strategy
-    from .train.trainer import Trainer
+    from .train.trainer import Trainer, check_teacher
 
     out = Path(out)
     check_output(out, force=force or resume)
+    strat = build_strategy(strategy, **(strategy_options or {}))
+    check_teacher(strat, model, teacher)  # before the images are read: a wrong call fails at once
     work = work_dir_for(out)
     state = work / "last.pt"
     if resume and not state.is_file():
@@ -74,20 +79,49 @@ def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Pat
     sampler = PatchSampler(training_images(data, model.scale, degradation), scale=model.scale,
                            patch_size=config.patch_size, batch_size=config.batch_size, degradation=degradation,
                            seed=config.seed)
-    strat = build_strategy(strategy, **(strategy_options or {}))
     strat.use_checkpoint_extra(dict(student_extra or {}))
     t0 = time.perf_counter()
     result = Trainer(model, strat, sampler, config, teacher=teacher, out_dir=work, progress=progress,
                      force=force).fit(resume=state if resume else None)
     trained = result.model
     trained.provenance = [*model.provenance, provenance_entry(
-        "train", strategy=strategy, data=str(data or "default"), degradation=degradation,
-        steps=config.steps, batch_size=config.batch_size, patch_size=config.patch_size, lr=config.lr,
-        seed=config.seed)]
+        stage, strategy=strategy, strategy_options=dict(strat.params), data=str(data or "default"),
+        degradation=degradation, steps=config.steps, batch_size=config.batch_size, patch_size=config.patch_size,
+        lr=config.lr, seed=config.seed, **(record or {}))]
     if is_main_process():
         save_checkpoint(trained, out, force=True)
     return TrainOutcome(out, trained, config.steps, float(result.final_loss), time.perf_counter() - t0,
                         list(result.history))
+
+
+def file_identity(path: str | Path) -> dict[str, str]:
+    """``{"path", "sha256"}`` of an input file, as provenance records it."""
+    from .fileio import file_sha256
+
+    return {"path": str(path), "sha256": file_sha256(require_file(path))}
+
+
+def finetune(student: str | Path, *, out: str | Path, config: Any, strategy: str,
+             strategy_options: dict | None = None, teacher: str | Path | None = None,
+             teacher_scale: int | None = None, data: str | Path | None = None, degradation: str = "bi",
+             resume: bool = False, force: bool = False,
+             progress: Callable[[dict], None] | None = None) -> TrainOutcome:
+    """Train the checkpoint ``student`` further with ``strategy`` (``kd``, ``ail``, ``pspl``, ``l1``, ``mse``…).
+
+    ``teacher``: a checkpoint (any supported format), required by the strategies that use one and refused by
+    the others; ``teacher_scale`` overrides its scale (one VDSR file serves ×2, ×3 and ×4). It must match the
+    student's scale and colour space. The student checkpoint's extra entries reach the strategy
+    (``Strategy.use_checkpoint_extra``). Provenance: a ``finetune`` entry with strategy, options, the teacher
+    and the student (path + SHA-256).
+    """
+    inputs = [Path(student)] + ([Path(teacher)] if teacher is not None else [])
+    check_output(out, inputs=inputs, force=force or resume)
+    loaded = load_model(student)
+    t = load_model(teacher, overrides={"scale": teacher_scale}).model if teacher is not None else None
+    record = {"student": file_identity(student), "teacher": file_identity(teacher) if teacher is not None else None}
+    return train_model(loaded.model, out=out, config=config, data=data, degradation=degradation, strategy=strategy,
+                       strategy_options=strategy_options, teacher=t, student_extra=loaded.extra, resume=resume,
+                       force=force, progress=progress, stage="finetune", record=record)
 
 
 def is_main_process() -> bool:

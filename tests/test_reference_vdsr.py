@@ -9,18 +9,17 @@ rounding of both images) measures 0.02-0.08 dB lower and misses it.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from conftest import SHARED_DATA
 
 from sr_compress.checkpoint import load_checkpoint
-from sr_compress.metrics import psnr
+from sr_compress.evaluate import NPZ_IMAGES, load_npz_y, npz_y_psnr
 
 WEIGHTS = SHARED_DATA / "weights"
 SET5 = SHARED_DATA / "set5"
 LEGACY = WEIGHTS / "legacy" / "vdsr_teacher_x234_pickled_module.pth"
-IMAGES = ("bird", "butterfly", "head", "woman")
+IMAGES = NPZ_IMAGES
 TABLE = {  # weights file (pattern) → reference Y-PSNR at x2, x3, x4
     "vdsr_teacher_x234.pt": (37.290, 33.255, 30.808),
     "vdsr_f13_plain_x234.pt": (36.487, 32.509, 30.158),
@@ -34,20 +33,12 @@ pytestmark = pytest.mark.skipif(not (WEIGHTS.is_dir() and SET5.is_dir()),
 
 @pytest.fixture(scope="module")
 def set5() -> dict[int, list[tuple[torch.Tensor, torch.Tensor]]]:
-    """Per scale: (bicubic Y as (1,1,H,W) float32, ground-truth Y as (1,H,W) float64), both in [0, 1]."""
-    out = {}
-    for s in (2, 3, 4):
-        z = np.load(SET5 / f"matlab_bicubic_x{s}.npz")
-        out[s] = [(torch.from_numpy(z[f"{n}_bicubic_ycbcr"][..., 0].astype(np.float32))[None, None],
-                   torch.from_numpy(z[f"{n}_gt_ycbcr"][..., 0].astype(np.float64))[None]) for n in IMAGES]
-    return out
+    """Per scale: (name, bicubic Y as (1,1,H,W) float32, ground-truth Y as (1,H,W) float64), in [0, 1]."""
+    return {s: load_npz_y(SET5 / f"matlab_bicubic_x{s}.npz", IMAGES) for s in (2, 3, 4)}
 
 
 def mean_y_psnr(path, scale: int, images) -> float:
-    model = load_checkpoint(path, overrides={"scale": scale}).model
-    with torch.no_grad():
-        values = [psnr(model(lr)[0], gt, crop=scale, y=True, quantize=False) for lr, gt in images]
-    return float(np.mean(values))
+    return npz_y_psnr(load_checkpoint(path, overrides={"scale": scale}).model, images, scale)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +75,6 @@ def test_legacy_pickled_teacher_equals_the_state_dict_release():
 @pytest.mark.slow
 def test_legacy_pickled_teacher_gives_the_same_numbers(set5):
     """Same table entry from the legacy file on a crop (full images: see the state-dict release above)."""
-    lr, gt = set5[2][0]
-    crop = [(lr[..., 40:104, 40:104], gt[..., 40:104, 40:104])]
+    name, lr, gt = set5[2][0]
+    crop = [(name, lr[..., 40:104, 40:104], gt[..., 40:104, 40:104])]
     assert mean_y_psnr(LEGACY, 2, crop) == mean_y_psnr(WEIGHTS / "vdsr_teacher_x234.pt", 2, crop)

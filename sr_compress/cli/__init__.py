@@ -14,6 +14,7 @@ from .. import __version__
 
 _COMMANDS = {
     "train": "train_cmd:train",
+    "finetune": "finetune_cmd:finetune",
     "eval": "eval_cmd:eval_",
     "upscale": "upscale_cmd:upscale",
     "info": "info_cmd:info",

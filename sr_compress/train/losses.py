@@ -69,3 +69,48 @@ def pixel_loss(name: str) -> Callable[..., torch.Tensor]:
     if name not in PIXEL_LOSSES:
         raise ConfigError(f"unknown pixel loss {name!r}; choose one of: {', '.join(PIXEL_LOSSES)}")
     return PIXEL_LOSSES[name]
+
+
+# -- the SSIM *training* map (PSPL) ---------------------------------------------------------------------------------
+SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
+
+
+def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA, *, dtype: torch.dtype = torch.float32,
+                    device: torch.device | str | None = None) -> torch.Tensor:
+    """The normalised 1-D Gaussian (sums to 1) whose outer product is SSIM's 2-D window."""
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x * x) / (2 * sigma * sigma))
+    return (g / g.sum()).to(dtype=dtype, device=device)
+
+
+def _blur(t: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian filter per channel, zero padded, same size (equal to the 11×11 2-D window)."""
+    c, k = t.shape[1], g.numel()
+    t = torch.nn.functional.conv2d(t, g.view(1, 1, k, 1).expand(c, 1, k, 1), padding=(k // 2, 0), groups=c)
+    return torch.nn.functional.conv2d(t, g.view(1, 1, 1, k).expand(c, 1, 1, k), padding=(0, k // 2), groups=c)
+
+
+def training_ssim_map(pred: torch.Tensor, target: torch.Tensor, *, data_range: float = 1.0,
+                      window: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA, k1: float = SSIM_K1,
+                      k2: float = SSIM_K2) -> torch.Tensor:
+    """SSIM of every pixel of every channel (NCHW → NCHW), batched, **detached** (no gradient ever flows).
+
+    This is the map a training loss weights pixels with (PSPL), not the evaluation metric: it is float32 on
+    the training device, same size as the input (the 11×11 Gaussian window, σ 1.5, is zero-padded at the
+    borders, as in the pytorch-ssim code PSPL builds on), with constants ``C1 = (k1·data_range)²`` and
+    ``C2 = (k2·data_range)²``. The evaluation SSIM (:func:`sr_compress.metrics.ssim` on
+    :func:`sr_compress.metrics.ssim_map`) is Y-channel, float64, on 8-bit values 0–255, "valid" filtered (no
+    padding) and averaged — the numbers the papers' tables quote. Inside the valid region the two maps agree.
+    """
+    if pred.shape != target.shape or pred.dim() != 4:
+        raise ValueError(f"training_ssim_map needs two NCHW tensors of one shape, got {tuple(pred.shape)} and "
+                         f"{tuple(target.shape)}")
+    with torch.no_grad():
+        x, y = pred.detach(), target.detach()
+        g = gaussian_window(window, sigma, dtype=x.dtype, device=x.device)
+        mu_x, mu_y = _blur(x, g), _blur(y, g)
+        sxx = _blur(x * x, g) - mu_x * mu_x
+        syy = _blur(y * y, g) - mu_y * mu_y
+        sxy = _blur(x * y, g) - mu_x * mu_y
+        c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+        return ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (sxx + syy + c2))

@@ -247,6 +247,23 @@ def _global_loss(loss: torch.Tensor, world_size: int, reduction: str) -> torch.T
     return total if reduction == "sum" else total.div_(world_size)
 
 
+def check_teacher(strategy: Strategy, student: SRModel, teacher: SRModel | None) -> None:
+    """A teacher exactly when the strategy uses one, with the student's scale and colour space (ConfigError)."""
+    uses = strategy.needs_teacher or strategy.needs_teacher_features
+    if not uses:
+        if teacher is not None:
+            what = f"strategy {strategy.name!r}" + (f" with {strategy.params}" if strategy.params else "")
+            raise ConfigError(f"{what} uses no teacher; drop --teacher (or pick kd, ail or another teacher strategy)")
+        return
+    if teacher is None:
+        raise ConfigError(f"strategy {strategy.name!r} needs a teacher model (give --teacher T.pt)")
+    if teacher.scale != student.scale:
+        raise ConfigError(f"teacher is ×{teacher.scale} but the student is ×{student.scale}")
+    if teacher.channels != student.channels:
+        raise ConfigError(f"teacher works on {teacher.channels} channel(s), the student on {student.channels}; "
+                          "they must share a colour space (Y or RGB)")
+
+
 # -- the trainer ------------------------------------------------------------------------------------------------------
 class Trainer:
     """The one training loop (see the module docstring). ``model`` is trained in place and returned.
@@ -275,16 +292,7 @@ class Trainer:
         self._check_teacher()
 
     def _check_teacher(self) -> None:
-        s, t, m = self.strategy, self.teacher, self.model
-        if not (s.needs_teacher or s.needs_teacher_features):
-            return
-        if t is None:
-            raise ConfigError(f"strategy {s.name!r} needs a teacher model (give --teacher T.pt)")
-        if t.scale != m.scale:
-            raise ConfigError(f"teacher is ×{t.scale} but the student is ×{m.scale}")
-        if t.channels != m.channels:
-            raise ConfigError(f"teacher works on {t.channels} channel(s), the student on {m.channels}; "
-                              "they must share a colour space (Y or RGB)")
+        check_teacher(self.strategy, self.model, self.teacher)
 
     # -- entry point ---------------------------------------------------------------------------------------------
     def fit(self, resume: str | os.PathLike | None = None) -> TrainResult:

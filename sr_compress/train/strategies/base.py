@@ -167,13 +167,22 @@ def capture_outputs(model: nn.Module, names: Sequence[str]) -> Iterator[list[tor
 
     Yields a list that fills in call order (one tensor per named module per forward). Pass the plain model
     (``ctx.model``): the hooks fire also when the forward runs through the DDP wrapper (``ctx.forward``).
+
+    Each output is recorded as a clone taken when the module returns: a following in-place op (EDSR's
+    ``ReLU(inplace=True)`` after ``conv1``) would otherwise overwrite the recorded tensor, and the "output of
+    ``body.0.conv1``" would silently be ``relu(conv1)``. The clone stays in the autograd graph (student
+    features keep their gradient).
     """
     modules = dict(model.named_modules())
     missing = [n for n in names if n not in modules]
     if missing:
         raise ConfigError(f"{type(model).__name__} has no submodule(s) {missing[:3]}")
     out: list[torch.Tensor] = []
-    handles = [modules[n].register_forward_hook(lambda _m, _i, o: out.append(o)) for n in names]
+
+    def record(_m: nn.Module, _i: Any, o: Any) -> None:
+        out.append(o.clone() if isinstance(o, torch.Tensor) else o)
+
+    handles = [modules[n].register_forward_hook(record) for n in names]
     try:
         yield out
     finally:
