@@ -197,3 +197,30 @@ def slim_stage(p: SlimParams, ctx: StageContext) -> StageOutput:
                                    init=p.init, round_to=p.round_to, seed=ctx.seed, force=True)
     atomic_write_text(ctx.folder / "slim.json", json.dumps(rep.to_dict(), indent=2), force=True)
     return StageOutput(path, {"params": rep.params_after, "params_ratio": rep.params_after / rep.params_before})
+
+
+@dataclass
+class ReportParams:
+    """A ``report`` stage: ``models`` ("@id" or paths; shown in this order) evaluated on ``data`` and joined with
+    the ``bench`` stage's measurements (matched by the exported file's stem, i.e. the model's stage id)."""
+
+    models: list
+    bench: str | None = None
+    data: str = "default"
+    degradation: str = "bi"
+    title: str = "srcompress pipeline"
+
+
+@register_stage("report", ReportParams, inputs=("models", "bench", "data"))
+def report_stage(p: ReportParams, ctx: StageContext) -> StageOutput:
+    from .deploy.bench import BenchResult
+    from .deploy.summary import pipeline_report
+    from .workflows import load_model
+
+    models = {Path(str(m).lstrip("@")).stem: load_model(ctx.resolve(str(m))).model for m in p.models}
+    bench = None
+    if p.bench:
+        bench = BenchResult.from_dict(json.loads((ctx.resolve(p.bench).parent / "report.json").read_text()))
+    rep = pipeline_report(models, ctx.folder, bench=bench, data=p.data, degradation=p.degradation, title=p.title,
+                          force=True)
+    return StageOutput(ctx.folder / "report.md", {r.label: round(r.psnr_y, 3) for r in rep.rows})
