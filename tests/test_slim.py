@@ -217,3 +217,22 @@ def test_recipe_slim_stage(tmp_path):
     assert res[0].status == "ran" and res[0].summary["params_ratio"] < 0.5
     assert json.loads((tmp_path / "run" / "s" / "slim.json").read_text())["params"]["rho"] == 0.5
     assert run_recipe(parse_recipe(data, source=tmp_path / "r.toml"))[0].status == "cached"
+
+
+def test_calibration_keeps_a_deep_chain_alive():
+    """Copied filters lose signal at every layer of a deep bias-free chain; the gains give it back."""
+    torch.manual_seed(0)
+    m = build_model("vdsr", scale=2, n_feats=32, n_layers=12).eval()
+    with torch.no_grad():
+        for conv in m.modules():
+            if isinstance(conv, torch.nn.Conv2d):  # VDSR's He init keeps the teacher's own signal alive
+                conv.weight.normal_(0, (2 / (9 * conv.out_channels)) ** 0.5)
+    x = _input(m, 16)
+    with torch.no_grad():
+        ref = (m(x) - x).abs().mean()
+        raw, _ = slim(m, 0.75, calibrate=False)
+        cal, rep = slim(m, 0.75)
+        weak, strong = (raw(x) - x).abs().mean() / ref, (cal(x) - x).abs().mean() / ref
+    assert weak < 0.01 and 0.2 < strong < 5, (float(weak), float(strong))
+    assert len(rep.gains) == len(m.channel_groups()) and max(rep.gains.values()) > 1.2
+    assert rep.params["calibrate"] is True and not slim(m, 0.75, init="scratch")[1].gains
