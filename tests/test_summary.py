@@ -16,8 +16,8 @@ from sr_compress.models import build_model, tiny_hparams
 
 def _models():
     torch.manual_seed(0)
-    return {"student": build_model("plain", **tiny_hparams("plain", 2)).eval(),
-            "teacher": build_model("edsr", **tiny_hparams("edsr", 2)).eval()}
+    return {"teacher": build_model("edsr", **tiny_hparams("edsr", 2)).eval(),
+            "student": build_model("plain", **tiny_hparams("plain", 2)).eval()}
 
 
 def test_report_joins_quality_with_bench_numbers(tmp_path):
@@ -29,9 +29,9 @@ def test_report_joins_quality_with_bench_numbers(tmp_path):
     assert all(-1 <= r.ssim_y <= 1 and 0 < r.psnr_y < 100 for r in rep.rows)  # untrained: any value, finite
     md = (tmp_path / "report.md").read_text()
     assert "| student | plain |" in md and "| teacher | edsr |" in md
-    # relative to the first row; peak = the larger of first run (45 MB) and steady state
-    assert "- teacher: params ×" in md and "latency ×5.00" in md and "peak memory ×1.778" in md
-    assert json.loads((tmp_path / "report.json").read_text())["rows"][0]["label"] == "student"
+    # relative to the first row (the teacher); peak = the larger of first run (45 MB) and steady state
+    assert "- student: params ×" in md and "latency ×0.20" in md and "peak memory ×0.562" in md
+    assert json.loads((tmp_path / "report.json").read_text())["rows"][0]["label"] == "teacher"
     crops = Image.open(tmp_path / "crops.png")
     assert crops.width > 4 * 96  # bicubic | student | teacher | HR
     assert Image.open(tmp_path / "report.png").width > 0

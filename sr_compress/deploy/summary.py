@@ -3,8 +3,8 @@
 ``pipeline_report`` evaluates each model on held-out images, joins the numbers with a bench result (models
 matched by the ONNX file's stem = the model's label, as the recipe's ``export`` stage names them) and writes,
 into one folder: ``report.md`` (table), ``report.json`` (the same as data), ``report.png`` (latency, peak
-memory against the bound, PSNR vs peak memory) and ``crops.png`` (bicubic | each model | HR, one zoomed
-window per image).
+memory against the bound, PSNR vs peak memory) and ``crops.png`` (bicubic | each student | teacher | HR,
+one zoomed window per image).
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ class PipelineReport:
 def pipeline_report(models: Mapping[str, SRModel], out_dir: str | os.PathLike, *, bench: BenchResult | None = None,
                     data: str = "default", degradation: str = "bi", title: str = "srcompress pipeline",
                     force: bool = False) -> PipelineReport:
-    """Evaluate ``models`` (label → model; the crops show them in this order) and write the report files."""
+    """Evaluate ``models`` (label → model; the first is the reference, e.g. the teacher, that the others are
+    compared with) and write the report files; the crops show bicubic, the others, the reference, HR."""
     from ..evaluate import comparison_rows, evaluate_bicubic, evaluate_model
     from ..visual import save_comparison
     from ..workflows import eval_pairs_for
@@ -70,7 +71,8 @@ def pipeline_report(models: Mapping[str, SRModel], out_dir: str | os.PathLike, *
     by_stem = {m.stem: m for m in bench.models} if bench is not None else {}
     rows = [_row(label, m, r, by_stem.get(label)) for (label, m), r in zip(models.items(), reports, strict=True)]
     rep = PipelineReport(title, f"{data} ({degradation.upper()})", _settings(bench), rows, bicubic.mean.psnr_y)
-    save_comparison(out / "crops.png", comparison_rows([bicubic, *reports], pairs), force=force)
+    crops = [bicubic, *reports[1:], reports[0]]  # bicubic | each student | the reference (teacher) | HR
+    save_comparison(out / "crops.png", comparison_rows(crops, pairs), force=force)
     atomic_write_text(out / "report.json", json.dumps(rep.to_dict(), indent=2), force=force)
     atomic_write_text(out / "report.md", report_markdown(rep), force=force)
     if bench is not None:
@@ -126,5 +128,5 @@ def report_markdown(rep: PipelineReport) -> str:
             parts.append(f"peak memory ×{r.peak_mb / first.peak_mb:.3f}")
         lines.append(f"- {r.label}: " + ", ".join(parts))
     lines += ["", "![latency, memory, PSNR vs memory](report.png)", "",
-              "Crops (bicubic | each model | HR):", "", "![crops](crops.png)", ""]
+              "Crops (bicubic | each student | the reference | HR):", "", "![crops](crops.png)", ""]
     return "\n".join(lines)
