@@ -1,6 +1,6 @@
 """Training strategies: one registry, one file per method. Importing this package registers them all."""
 
-from . import plain  # noqa: F401  (registration side effects)
+from . import memsr, plain  # noqa: F401  (registration side effects)
 from .base import (
     Batch,
     Strategy,
