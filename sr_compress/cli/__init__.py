@@ -20,6 +20,7 @@ _COMMANDS = {
     "run": "run_cmd:run",
     "export": "export_cmd:export",
     "bench": "bench_cmd:bench",
+    "plainify": "plainify_cmd:plainify",
 }
 
 

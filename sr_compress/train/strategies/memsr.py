@@ -4,8 +4,9 @@
 decomposed layer, i.e. all but the last two features (the last body layer, kept at teacher width, and the
 tail). ``M_i`` is a trainable 1×1 conv (``teacher state ≈ M_i·student feature + b_i``) initialised from the
 bridges ``plainify`` stores beside the student's weights (``bridges="winning"``) or at random
-(``bridges="random"``, the paper's FDInit ablation). ``c_e = c0 · decay^(epoch / E)`` (epoch = whole epochs completed, E = the
-run's total epochs), so it decays per epoch (the released config runs one long epoch and never decays).
+(``bridges="random"``, the paper's FDInit ablation). ``c_e = c0 · decay^(epoch / E)`` (epoch = whole epochs
+completed, E = the run's total epochs), so it decays per epoch (the released config runs one long epoch and
+never decays).
 
 Scale (**choice**, documented): features are compared in 0–255 units and the feature term is divided by 255,
 which keeps the official balance of ``L1 + 0.3·MSE`` computed on 0–255 data, with our L1 on [0, 1] images.
