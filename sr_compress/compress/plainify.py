@@ -404,7 +404,7 @@ def verify(teacher: SRModel, plain64: SRModel, plain32: SRModel,
     range; ``plain64`` carries the float64 weights of the conversion, ``plain32`` the float32 ones."""
     import copy
 
-    t64, p64, p32 = copy.deepcopy(teacher).double().eval(), plain64.eval(), plain32.float().eval()
+    t64, p64, p32 = copy.deepcopy(teacher).double().eval(), plain64.eval(), copy.deepcopy(plain32).float().eval()
     e64 = e32 = 0.0
     lo, hi = math.inf, -math.inf
     with torch.no_grad():
@@ -458,7 +458,7 @@ def plainify_exact(model: SRModel, *, scheme: str = "pair", shift_c: float | Non
             low = min(shift_bound(chain, sub(x.double())) for x in xs)
         margin = low + c_used
         if margin <= 0:
-            raise VerificationError(f"shift scheme: a skip value reaches {low:.4g} ≤ −C = {-c_used:.4g} on the "
+            raise VerificationError(f"shift scheme: a skip value reaches {low:.4g} ≤ -C = {-c_used:.4g} on the "
                                     f"calibration data; raise --shift-c above {2 * -low:.4g} or use --scheme pair")
         notes.append(f"exact while every skip value stays above -C = {-c_used:g} (min seen {low:.4g})")
     e64, e32, rng = verify(src, plain64, plain, xs)

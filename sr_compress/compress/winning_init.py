@@ -387,11 +387,12 @@ def winning_init(teacher: SRModel, *, eps: float | None = None, width: int | Non
                  memory_budget: int | None = None, size: tuple[int, int] = (1920, 1080), tail: str = "copy",
                  round_to: int = 1, patches: int = DEFAULT_PATCHES, patch_size: int = DEFAULT_PATCH,
                  columns: int = DEFAULT_COLUMNS, shift_coef: float = SHIFT_COEF, seed: int = 0, data: Any = None,
-                 calibration: torch.Tensor | None = None,
-                 teacher_memory: bool = True) -> tuple[SRModel, list[Bridge], WinningReport]:
+                 calibration: torch.Tensor | None = None, teacher_memory: bool = True,
+                 dtype: torch.dtype = torch.float32) -> tuple[SRModel, list[Bridge], WinningReport]:
     """A thin plain student of the residual ``teacher`` with its bridges (Algorithm 1). Exactly one of ``eps``,
     ``width`` and ``memory_budget`` (bytes, at output ``size`` = (width, height)) picks the widths.
-    ``calibration``: model-space LR patches to use instead of sampling ``patches`` crops of ``data``."""
+    ``calibration``: model-space LR patches to use instead of sampling ``patches`` crops of ``data``.
+    ``teacher_memory``: also export the teacher to report its bound. ``dtype``: of the student's weights."""
     t0 = time.perf_counter()
     if sum(v is not None for v in (eps, width, memory_budget)) != 1:
         raise ConfigError("give exactly one of eps, width or memory_budget")
@@ -417,7 +418,7 @@ def winning_init(teacher: SRModel, *, eps: float | None = None, width: int | Non
     student = build_student(chain, widths, tail_layers).double()
     kernels = student_kernels(chain, bridges)
     load_layers(student, [*kernels, *((t.weight, t.bias) for t in tail_layers)])
-    student = student.float().eval()
+    student = student.to(dtype).eval()
     from ..models.base import count_params
 
     rows = [LayerRow(sp.name, sp.width, r, sp.error(r)) for sp, r in zip(specs, widths, strict=True)]
