@@ -316,3 +316,18 @@ def test_cli_plainify(invoke, tmp_path):
     assert code == 2 and err.startswith("error:") and "exact-only" in err
     code, _, err = invoke("plainify", src, "--eps", "0.1", "-o", tmp_path / "s.pt")
     assert code == 2 and "exists" in err
+
+
+def test_recipe_stage_plainify(tmp_path):
+    from sr_compress.recipes import parse_recipe, run_recipe
+
+    teacher = save_checkpoint(edsr(), tmp_path / "t.pt")
+    recipe = parse_recipe({"name": "p", "out": str(tmp_path / "run"), "stage": [
+        {"id": "student", "kind": "plainify", "teacher": str(teacher), "eps": 0.1, "tail": "shuffle",
+         "size": "64x64", "patches": 2, "patch_size": 16},
+        {"id": "exact", "kind": "plainify", "teacher": str(teacher), "exact_only": True, "scheme": "shift"}]})
+    student, exact = run_recipe(recipe)
+    assert student.status == "ran" and student.summary["student_bound_mb"] > 0
+    assert exact.summary["max_err64"] < 1e-9
+    assert load_checkpoint(student.artifact).extra["bridges"]
+    assert [r.status for r in run_recipe(recipe)] == ["cached", "cached"]
