@@ -41,6 +41,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=5e-4, help="OneCycle max lr of the fine-tuning.")
     p.add_argument("--eps", type=float, default=0.05)
     p.add_argument("--tail", choices=["copy", "shuffle"], default="shuffle")
+    p.add_argument("--shift-coef", type=float, default=3.0, help="Mean-shift coefficient of the init (official 3).")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bench", action="store_true",
                    help="Also bench EDSR r16f64 ×4 (random weights) vs its plainified shuffle-tail student.")
@@ -117,12 +118,13 @@ def main(argv=None) -> int:
 
     # -- plainify --------------------------------------------------------------------------------------------------
     t0 = time.time()
-    outcome = plainify(teacher, eps=a.eps, tail=a.tail, seed=a.seed, teacher_memory=False)
+    outcome = plainify(teacher, eps=a.eps, tail=a.tail, seed=a.seed, teacher_memory=False, shift_coef=a.shift_coef)
     plainify_s = time.time() - t0
     rep = outcome.report
     winning = outcome.model
     note(f"plainify eps={a.eps} tail={a.tail}: widths {rep.widths} in {plainify_s:.1f} s")
     rows["plainify, no training"] = {**scores(winning), **costs(winning)}
+    note(f"after plainify: {rows['plainify, no training']}")
     torch.manual_seed(a.seed)  # the same architecture, PyTorch's default init
     default = build_model("plain", **winning.hparams).train()
 
@@ -184,7 +186,7 @@ def run_bench(a, work: Path, note) -> dict:
 
 def markdown(r: dict) -> str:
     s = r["settings"]
-    lines = [f"# MemSR ablation (eps {s['eps']}, tail {s['tail']})", "",
+    lines = [f"# MemSR ablation (eps {s['eps']}, tail {s['tail']}, shift coefficient {s['shift_coef']})", "",
              f"Teacher: {r['teacher']}. Student widths {r['widths']} (plainify {r['plainify_seconds']:.1f} s).",
              f"Fine-tuning: {s['steps']} steps each, batch {s['batch']}, HR patch {s['patch']}, Adam OneCycle "
              f"max lr {s['lr']}, seed {s['seed']}; 1 thread, 2-core AMD EPYC (shared), no GPU.", "",

@@ -153,6 +153,7 @@ class PlainifyParams:
     data: str = "default"
     patches: int = 16
     patch_size: int = 48
+    shift_coef: float = 3.0
 
 
 @register_stage("plainify", PlainifyParams, inputs=("teacher",))
@@ -165,7 +166,7 @@ def plainify_stage(p: PlainifyParams, ctx: StageContext) -> StageOutput:
                             "seed": ctx.seed}
     if not p.exact_only:
         opts.update(size=parse_size(p.size), data=None if p.data == "default" else p.data, patches=p.patches,
-                    patch_size=p.patch_size)
+                    patch_size=p.patch_size, shift_coef=p.shift_coef)
     out = plainify_file(ctx.resolve(p.teacher), ctx.folder / "model.pt", force=True, **opts)
     rep = out.report
     summary: dict[str, Any] = {"widths": rep.widths}

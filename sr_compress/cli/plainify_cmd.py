@@ -24,6 +24,8 @@ from ._common import console, force_option, json_option, model_options, override
 @click.option("--exact-only", is_flag=True, help="Write the exact plain equivalent (no SVD, teacher widths).")
 @click.option("--tail", type=click.Choice(["copy", "shuffle"]), default="copy", show_default=True,
               help="Copy the teacher's upsampler, or fit one conv to 3·s² + one PixelShuffle (least squares).")
+@click.option("--shift-coef", type=click.FloatRange(min=0), default=3.0, show_default=True,
+              help="Mean shift of the student features: k·mean of their negative part (official 3).")
 @click.option("--round-to", type=click.IntRange(min=1), default=1, show_default=True,
               help="Round each width up to a multiple of this (e.g. 8).")
 @click.option("--data", default="default", show_default=True,
@@ -38,7 +40,8 @@ from ._common import console, force_option, json_option, model_options, override
 @force_option
 @json_option
 def plainify(teacher: str, output: str, eps: float | None, width: int | None, memory_budget: str | None,
-             size: str, scheme: str, shift_c: float | None, exact_only: bool, tail: str, round_to: int, data: str,
+             size: str, scheme: str, shift_c: float | None, exact_only: bool, tail: str, shift_coef: float,
+             round_to: int, data: str,
              patches: int, patch_size: int, columns: int, seed: int, force: bool, as_json: bool, **over) -> None:
     """Turn the residual TEACHER (EDSR-style: ours, EDSR-PyTorch, BasicSR, MMagic) into a plain conv chain.
 
@@ -60,7 +63,7 @@ def plainify(teacher: str, output: str, eps: float | None, width: int | None, me
                "scheme": scheme, "tail": tail, "round_to": round_to, "shift_c": shift_c, "seed": seed}
     if not exact_only:
         options.update(size=parse_size(size), data=None if data == "default" else data, patches=patches,
-                       patch_size=patch_size, columns=columns)
+                       patch_size=patch_size, columns=columns, shift_coef=shift_coef)
     outcome = plainify_file(teacher, output, force=force, overrides=overrides_from(over), **options)
     if as_json:
         print_json(outcome.to_dict())
