@@ -306,10 +306,11 @@ def test_cli_plainify(invoke, tmp_path):
 
     src = save_checkpoint(edsr(), tmp_path / "t.pt")
     code, out, err = invoke("plainify", src, "--eps", "0.1", "--patches", "2", "--patch-size", "16",
-                            "--size", "64x64", "--json", "-o", tmp_path / "s.pt")
+                            "--size", "64x64", "--shift-coef", "30", "--json", "-o", tmp_path / "s.pt")
     assert code == 0, err
     data = json.loads(out)
     assert data["mode"] == "eps" and len(data["layers"]) == 6 and data["student_bound_bytes"] > 0
+    assert data["params"]["shift_coef"] == 30.0 and data["bound_size"] == [64, 64]
     code, out, err = invoke("plainify", src, "--exact-only", "--scheme", "shift", "-o", tmp_path / "e.pt")
     assert code == 0 and "float64" in out
     code, _, err = invoke("plainify", src, "--exact-only", "--tail", "shuffle", "-o", tmp_path / "x.pt")
