@@ -70,7 +70,8 @@ def test_exact_equivalent_both_schemes_float64(kw):
         e64, e32, _ = verify(m, p64, copy.deepcopy(p64).float(), x)
         assert e64 <= 1e-9, (scheme, e64)
         assert e32 < 1e-3, (scheme, e32)
-        assert p64.plain and not any(isinstance(mod, torch.nn.Identity) and False for mod in p64.modules())
+        n_tail = 3 if kw["scale"] == 4 else 2
+        assert p64.arch == "plain" and len(p64.body) + 1 + len(p64.tail) == 2 * kw["n_blocks"] + 2 + n_tail
 
 
 def test_exact_stage_reports_errors_and_provenance():
