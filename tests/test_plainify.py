@@ -333,3 +333,13 @@ def test_recipe_stage_plainify(tmp_path):
     assert exact.summary["max_err64"] < 1e-9
     assert load_checkpoint(student.artifact).extra["bridges"]
     assert [r.status for r in run_recipe(recipe)] == ["cached", "cached"]
+
+
+@pytest.mark.parametrize("scheme", ["pair", "shift"])
+def test_exact_equivalent_exports_as_plain_onnx(tmp_path, scheme):
+    from sr_compress.deploy.onnx import export_onnx
+
+    plain, _ = plainify_exact(edsr(scale=3), scheme=scheme)
+    rep = export_onnx(plain, tmp_path / "p.onnx")  # validated against PyTorch by the export itself
+    assert rep.is_plain, rep.plain_reason
+    assert rep.ops_after["Conv"] == 2 * 2 + 2 + 2 and "DepthToSpace" in rep.ops_after
