@@ -224,3 +224,44 @@ def report_stage(p: ReportParams, ctx: StageContext) -> StageOutput:
     rep = pipeline_report(models, ctx.folder, bench=bench, data=p.data, degradation=p.degradation, title=p.title,
                           force=True)
     return StageOutput(ctx.folder / "report.md", {r.label: round(r.psnr_y, 3) for r in rep.rows})
+
+
+@dataclass
+class PlainifyParams:
+    """A ``plainify`` stage: the residual ``teacher`` ("@id" or a path) → a plain student with its bridges
+    (MemSR winning init; ``eps`` / ``width`` / ``memory_budget``), or its exact equivalent (``exact_only``)."""
+
+    teacher: str
+    eps: float | None = None
+    width: int | None = None
+    memory_budget: str | None = None
+    size: str = "1920x1080"
+    exact_only: bool = False
+    scheme: str = "pair"
+    tail: str = "copy"
+    round_to: int = 1
+    data: str = "default"
+    patches: int = 16
+    patch_size: int = 48
+    shift_coef: float = 30.0  # the paper: 3 (docs/plainify.md)
+
+
+@register_stage("plainify", PlainifyParams, inputs=("teacher", "data"))
+def plainify_stage(p: PlainifyParams, ctx: StageContext) -> StageOutput:
+    from .compress.memsr import plainify_file
+    from .workflows import parse_size
+
+    opts: dict[str, Any] = {"eps": p.eps, "width": p.width, "memory_budget": p.memory_budget,
+                            "exact_only": p.exact_only, "scheme": p.scheme, "tail": p.tail, "round_to": p.round_to,
+                            "seed": ctx.seed}
+    if not p.exact_only:
+        opts.update(size=parse_size(p.size), data=None if p.data == "default" else p.data, patches=p.patches,
+                    patch_size=p.patch_size, shift_coef=p.shift_coef)
+    out = plainify_file(ctx.resolve(p.teacher), ctx.folder / "model.pt", force=True, **opts)
+    rep = out.report
+    summary: dict[str, Any] = {"widths": rep.widths}
+    if hasattr(rep, "student_bound_bytes"):
+        summary.update(student_bound_mb=rep.student_bound_bytes / 1e6, eps=rep.eps)
+    else:
+        summary.update(max_err64=rep.max_abs_err64, max_err32=rep.max_abs_err32)
+    return StageOutput(out.path, summary)

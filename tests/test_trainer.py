@@ -195,7 +195,7 @@ def test_config_from_dict():
 # -- strategy registry ---------------------------------------------------------------------------------------
 def test_strategy_registry():
     assert {"l1", "mse", "charbonnier", "_test_scaled", "_test_stateful"} <= set(list_strategies())
-    with pytest.raises(ConfigError, match="unknown strategy 'nope'; choose one of: .*l1, mse"):
+    with pytest.raises(ConfigError, match=r"unknown strategy 'nope'; choose one of: .*\bl1, .*\bmse\b"):
         build_strategy("nope")
     with pytest.raises(ConfigError, match="unknown hyper-parameter.*beta.*valid: none"):
         build_strategy("l1", beta=0.1)

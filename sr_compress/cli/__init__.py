@@ -22,6 +22,7 @@ _COMMANDS = {
     "export": "export_cmd:export",
     "bench": "bench_cmd:bench",
     "slim": "slim_cmd:slim",
+    "plainify": "plainify_cmd:plainify",
 }
 
 
