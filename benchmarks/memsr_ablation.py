@@ -41,7 +41,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=5e-4, help="OneCycle max lr of the fine-tuning.")
     p.add_argument("--eps", type=float, default=0.05)
     p.add_argument("--tail", choices=["copy", "shuffle"], default="shuffle")
-    p.add_argument("--shift-coef", type=float, default=3.0, help="Mean-shift coefficient of the init (official 3; srcompress default 30).")
+    p.add_argument("--shift-coef", type=float, default=3.0,
+                   help="Mean-shift coefficient of the init (official 3; srcompress default 30).")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bench", action="store_true",
                    help="Also bench EDSR r16f64 ×4 (random weights) vs its plainified shuffle-tail student.")
