@@ -147,6 +147,7 @@ def ail_table(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     runs = [("(a) plain", "mse", {}, {}), ("(b) AIL", "ail", {}, {"rounds": args.ail_rounds}),
             ("(c) KD", "kd", {}, {}), ("(d) PSPL", "pspl", {}, {"epoch_length": args.pspl_epoch_length})]
+    runs = [r for r in runs if args.strategies is None or r[1] in args.strategies.split(",")]
     for label, strategy, options, over in runs:
         from sr_compress.train.strategies import build_strategy
 
@@ -154,7 +155,7 @@ def ail_table(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         model, secs = train_student(base, strategy, options, teacher if needs else None, args, work,
                                     strategy, **over)
         row(f"{label}", model, base_label, strategy, secs)
-    if rand is not None:
+    if rand is not None and (args.strategies is None or "mse" in args.strategies.split(",")):
         model, secs = train_student(rand, "mse", {}, None, args, work, "mse_random")
         row("(a') plain from slim random", model, "slim random", "mse", secs)
     return {"rows": rows, "notes": notes, "images": [n for n, _, _ in set5], "eval_crop": args.eval_crop}
@@ -250,6 +251,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--conv-target", type=float, default=None, help="PSNR to reach (default: L1 final − 0.25)")
     ap.add_argument("--eval-crop", type=int, default=None, help="evaluate on centre crops (quick looks only)")
     ap.add_argument("--only", choices=["ail", "pspl"], default=None, help="run one table")
+    ap.add_argument("--strategies", default=None, help="comma-separated subset of mse,ail,kd,pspl (default: all)")
     ap.add_argument("--start", choices=["slim", "released"], default="slim",
                     help="students start from slim(teacher) (l1; + random as the init comparison) or from the "
                          "authors' plainly trained f13 student (the official AIL code's start)")
