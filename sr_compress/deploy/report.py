@@ -420,7 +420,8 @@ def baseline_markdown(cmp: BaselineComparison) -> str:
         name = f"{label} ({unit})" if unit else label
         change = "–" if d.change_pct is None else f"{d.change_pct:+.1f}%"
         mark = "**regressed**" if d.regressed else "ok"
-        lines.append(f"| {d.model} | {name} | {_fmt(d.baseline)} | {_fmt(d.current)} | {change} | "
+        spec = ",.0f" if d.metric == "params" else ""
+        lines.append(f"| {d.model} | {name} | {_fmt(d.baseline, spec)} | {_fmt(d.current, spec)} | {change} | "
                      f"+{d.allowed_pct:g}% | {mark} |")
     if cmp.new:
         lines += ["", f"New (no baseline): {', '.join(cmp.new)}."]
