@@ -28,4 +28,4 @@ def test_ail_reproduction_smoke(tmp_path):
     curves = data["pspl"]["curves"]
     assert set(curves) == {"l1", "pspl", "pspl beta=1"} and all(len(c["curve"]) == 2 for c in curves.values())
     md = (tmp_path / "ail.md").read_text()
-    assert "| (b) AIL |" in md and "steps to target" in md
+    assert "| (b) AIL |" in md and "steps to " in md and "mean of last 4" in md
