@@ -2,7 +2,8 @@
 
 Usage: ``python -m torch.distributed.run --standalone --nproc_per_node 2 tests/_ddp_train.py OUT_DIR`` trains
 twice (mean, then sum reduction; each fit joins and leaves the process group itself), then a tiny ASRN with the
-multi-output forward (``dsl_psd``), and writes OUT_DIR/{mean,sum,dsl_psd}/last.pt from rank 0. The test imports it for the single-process runs of the same global batch.
+multi-output forward (``dsl_psd``), and writes OUT_DIR/{mean,sum,dsl_psd}/last.pt from rank 0.
+The test imports it for the single-process runs of the same global batch.
 """
 
 from __future__ import annotations
