@@ -149,3 +149,23 @@ def test_recipe_stage_truncate(tmp_path):
     (res,) = run_recipe(recipe)
     assert res.artifact.endswith("a_k1.pt") and res.summary["blocks"] == 1
     assert len(load_checkpoint(res.artifact).model.body) == 1
+
+
+@pytest.mark.parametrize("arch, hp, kept", [
+    ("edsr", {"n_feats": 8, "n_blocks": 3, "block_feats": [4, 6, 5]}, ("block_feats", [4, 6])),
+    ("msrresnet", {"n_feats": 8, "n_blocks": 3, "block_feats": [3, 7, 5]}, ("block_feats", [3, 7])),
+    ("vdsr", {"n_feats": 8, "n_layers": 3, "widths": [6, 5, 8, 8]}, ("widths", [6, 5, 8])),
+    ("fsrcnn", {"d": 8, "s": 4, "m": 3, "channels": 3, "widths": [8, 4, 5, 4, 4, 8]}, ("widths", [8, 4, 5, 4, 8])),
+])
+def test_slimmed_models_keep_their_per_block_widths(arch, hp, kept):
+    torch.manual_seed(0)
+    m = build_model(arch, scale=2, **hp).eval()
+    sub, rep = truncate(m, blocks=2)
+    assert sub.hparams[kept[0]] == kept[1] and rep.max_abs_diff == 0.0
+
+
+def test_a_cut_that_does_not_fit_the_tail_is_refused():
+    torch.manual_seed(0)
+    m = build_model("vdsr", scale=2, n_feats=8, n_layers=3, widths=[6, 5, 7, 8]).eval()
+    with pytest.raises(ConfigError, match="do not fit its tail"):
+        truncate(m, blocks=2)  # layer 2 gives 7 channels, the tail takes 8

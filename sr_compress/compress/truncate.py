@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from ..models import SRModel, build_model, count_params
 from .base import StageReport, record_stage
 
@@ -93,7 +93,11 @@ def truncate(model: SRModel, *, blocks: int, seed: int = 0) -> tuple[SRModel, Tr
     keep = {f"body.{i}." for i in range(blocks)}
     state = {k: v for k, v in model.state_dict().items()
              if not k.startswith("body.") or any(k.startswith(p) for p in keep)}
-    new.load_state_dict(state, strict=True)
+    try:
+        new.load_state_dict(state, strict=True)
+    except RuntimeError as e:  # a slimmed model whose block-K output width differs from what the tail takes
+        raise ConfigError(f"truncate: the first {blocks} blocks of this {model.arch} do not fit its tail "
+                          f"({first_line(e)})") from None
     new.eval()
     record_stage(new, model, "truncate", blocks=blocks, blocks_before=n)
     x = check_input(model, seed=seed)
