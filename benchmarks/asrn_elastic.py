@@ -86,7 +86,10 @@ def evaluate_all(args: argparse.Namespace, command: str) -> dict:
     from sr_compress.workflows import eval_pairs_for, load_model, parse_size
 
     torch.set_num_threads(1)
+    from sr_compress.evaluate import evaluate_bicubic
+
     sets = {"set5": eval_pairs_for(SET5, 2), "photos": eval_pairs_for("default", 2)}
+    bicubic = {data: evaluate_bicubic(pairs, 2).mean.psnr_y for data, pairs in sets.items()}
     scores = {}
     for name in VARIANTS:
         model = load_model(args.out / f"{name}.pt").model
@@ -96,7 +99,7 @@ def evaluate_all(args: argparse.Namespace, command: str) -> dict:
     cost = bench_depths(args, load_model(args.out / "dsl_psd.pt").model, parse_size(args.bench_size))
     result = {"command": f"OMP_NUM_THREADS=1 python benchmarks/asrn_elastic.py {command}".strip(),
               "date": time.strftime("%Y-%m-%d"), "train": json.loads((args.out / "train.json").read_text())["config"]
-              if (args.out / "train.json").exists() else None, "scores": scores, "bench": cost}
+              if (args.out / "train.json").exists() else None, "scores": scores, "bicubic": bicubic, "bench": cost}
     (args.out / "results.json").write_text(json.dumps(result, indent=2))
     (args.out / "results.md").write_text(markdown(result))
     print(markdown(result))
@@ -143,6 +146,8 @@ def markdown(result: dict) -> str:
     drop = ["drop N→1"] + [f"{r[0]['psnr_y'] - r[-1]['psnr_y']:.2f}" for d in ("set5", "photos") for n in names
                            for r in [result["scores"][n][d]["rows"]]] + ["", "", "", ""]
     lines.append("| " + " | ".join(drop) + " |")
+    bic = ["bicubic"] + [f"{result['bicubic'][d]:.2f}" for d in ("set5", "photos") for _ in names] + [""] * 4
+    lines.append("| " + " | ".join(bic) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -94,7 +94,8 @@ class ASRN(SRModel):
     def n_depths(self) -> int:
         return len(self.body)
 
-    def forward(self, x: torch.Tensor, depth: int | None = None, all_depths: bool = False):
+    def forward(self, x: torch.Tensor, depth: int | None = None,
+                all_depths: bool = False) -> torch.Tensor | DepthOutputs:
         if all_depths:
             return self.forward_all(x)
         k = self.n_depths if depth is None else self._check_depth(depth)
