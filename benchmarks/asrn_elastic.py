@@ -96,21 +96,23 @@ def evaluate_all(args: argparse.Namespace, command: str) -> dict:
         scores[name] = {data: evaluate_depths(model, pairs, size=(320, 180)).to_dict() for data, pairs in sets.items()}
         print(f"{name}: " + ", ".join(f"{r['depth']}: {r['psnr_y']:.2f}" for r in scores[name]["set5"]["rows"]),
               flush=True)
-    cost = bench_depths(args, load_model(args.out / "dsl_psd.pt").model, parse_size(args.bench_size))
+    cost, settings = bench_depths(args, load_model(args.out / "dsl_psd.pt").model, parse_size(args.bench_size))
     result = {"command": f"OMP_NUM_THREADS=1 python benchmarks/asrn_elastic.py {command}".strip(),
               "date": time.strftime("%Y-%m-%d"), "train": json.loads((args.out / "train.json").read_text())["config"]
-              if (args.out / "train.json").exists() else None, "scores": scores, "bicubic": bicubic, "bench": cost}
+              if (args.out / "train.json").exists() else None, "scores": scores, "bicubic": bicubic, "bench": cost,
+              "bench_settings": settings}
     (args.out / "results.json").write_text(json.dumps(result, indent=2))
     (args.out / "results.md").write_text(markdown(result))
     print(markdown(result))
     return result
 
 
-def bench_depths(args: argparse.Namespace, model, size: tuple[int, int]) -> list[dict]:
+def bench_depths(args: argparse.Namespace, model, size: tuple[int, int]) -> tuple[list[dict], str]:
     """Export the model truncated to each depth and bench the graphs side by side (ORT, CPU, 1 thread)."""
     from sr_compress.compress.truncate import truncate
     from sr_compress.deploy.bench import bench_models
     from sr_compress.deploy.onnx import export_onnx
+    from sr_compress.deploy.report import settings_line
 
     paths = []
     for k in range(len(model.body), 0, -1):
@@ -125,7 +127,7 @@ def bench_depths(args: argparse.Namespace, model, size: tuple[int, int]) -> list
         rows.append({"depth": k, "params": m.params, "gflops": m.flops / 1e9, "median_ms": m.latency.median_s * 1e3,
                      "peak_mb": m.memory.steady_bytes / 2**20 if m.memory else None,
                      "bound_mb": m.bound_bytes / 2**20})
-    return rows
+    return rows, settings_line(res)
 
 
 def markdown(result: dict) -> str:
