@@ -1,10 +1,11 @@
 """ASRN elastic depth: SS vs DSL vs DSL+PSD at one fixed budget, evaluated at every depth (docs/results.md).
 
-Trains ASRN ×2 (5 MABs of 96) on the bundled photos three ways from the same initial weights — ``ss`` (only
+Trains ASRN ×2 (5 MABs of 96) on the bundled photos four ways from the same initial weights — ``ss`` (only
 the last output supervised), ``dsl`` (deep supervision), ``dsl_psd`` (DSL + progressive self-distillation,
-λ = 0.1) — then truncates each to depths 5..1 (``truncate``, no retraining) and reports per depth: Y-PSNR/SSIM
-on ../shared/data/set5 (HR images, bicubic LR made by our eval path) and on the held-out photos, params, FLOPs,
-and ONNX latency / peak memory from ``bench``. Writes OUT/results.json and OUT/results.md.
+λ = 0.1) and our ablation ``dsl_psd_deepest`` (PSD with the last block teaching every block) — then truncates
+each to depths 5..1 (``truncate``, no retraining) and reports per depth: Y-PSNR/SSIM on ../shared/data/set5
+(HR images, bicubic LR made by our eval path) and on the held-out photos, params, FLOPs, and ONNX latency /
+peak memory from ``bench``. Writes OUT/results.json and OUT/results.md.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/asrn_elastic.py --out /tmp/asrn_bench            # full
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/asrn_elastic.py --out /tmp/asrn_smoke --tiny      # smoke test
@@ -24,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 SET5 = REPO.parent / "shared" / "data" / "set5" / "HR"
 VARIANTS = {"ss": {"dsl": False, "psd": False}, "dsl": {"dsl": True, "psd": False},
-            "dsl_psd": {"dsl": True, "psd": True}}
+            "dsl_psd": {"dsl": True, "psd": True}, "dsl_psd_deepest": {"dsl": True, "psd": True, "psd_mode": "deepest"}}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

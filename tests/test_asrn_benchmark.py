@@ -22,7 +22,7 @@ def test_asrn_elastic_smoke(tmp_path):
     spec.loader.exec_module(mod)
     mod.main(["--out", str(tmp_path), "--tiny", "--bench-size", "64x48"])
     res = json.loads((tmp_path / "results.json").read_text())
-    assert set(res["scores"]) == {"ss", "dsl", "dsl_psd"}
+    assert set(res["scores"]) == {"ss", "dsl", "dsl_psd", "dsl_psd_deepest"}
     for variant in res["scores"].values():
         assert [r["depth"] for r in variant["set5"]["rows"]] == [2, 1]
         assert len(variant["photos"]["rows"]) == 2
