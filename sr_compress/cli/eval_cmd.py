@@ -19,7 +19,8 @@ from ._common import console, force_option, json_option, model_options, override
 @click.option("--crops", type=click.Path(dir_okay=False), default=None,
               help="Also write a PNG of the most detailed window of each image: bicubic | model | HR.")
 @click.option("--all-depths", is_flag=True,
-              help="Elastic table: scores, params and FLOPs (320x180 LR) of the model truncated to every depth.")
+              help="Elastic table instead: mean scores, params and FLOPs (320x180 LR) of the model truncated to "
+                   "every depth N..1 (see `srcompress truncate`); --crops and the bicubic row do not apply.")
 @model_options
 @force_option
 @json_option
