@@ -169,3 +169,16 @@ def test_a_cut_that_does_not_fit_the_tail_is_refused():
     m = build_model("vdsr", scale=2, n_feats=8, n_layers=3, widths=[6, 5, 7, 8]).eval()
     with pytest.raises(ConfigError, match="do not fit its tail"):
         truncate(m, blocks=2)  # layer 2 gives 7 channels, the tail takes 8
+
+
+def test_train_records_options_that_truncate_reads(invoke, tmp_path):
+    """End to end: `train --strategy dsl_psd --opt ...` → provenance → truncate's deep-supervision check."""
+    hp = ["--hparam", "n_feats=8", "--hparam", "n_blocks=2", "--hparam", "up_feats=4"]
+    common = ["train", "--arch", "asrn", "--scale", "2", *hp, "--strategy", "dsl_psd", "--steps", "2",
+              "--batch-size", "2", "--patch-size", "24"]
+    for name, opts, warned in [("ss", ["--opt", "dsl=false", "--opt", "psd=false"], True), ("dsl", [], False)]:
+        code, _, err = invoke(*common, *opts, "-o", tmp_path / f"{name}.pt")
+        assert code == 0, err
+        code, _, err = invoke("truncate", tmp_path / f"{name}.pt", "--blocks", "1", "-o", tmp_path / f"{name}1.pt")
+        assert code == 0, err
+        assert ("not trained with deep supervision" in err) is warned
