@@ -121,6 +121,26 @@ def eval_stage(p: EvalParams, ctx: StageContext) -> StageOutput:
 
 
 @dataclass
+class TruncateParams:
+    """A ``truncate`` stage: ``model`` ("@id" or a path) cut to its first ``blocks`` body blocks (ASRN)."""
+
+    model: str
+    blocks: int
+
+
+@register_stage("truncate", TruncateParams, inputs=("model",))
+def truncate_stage(p: TruncateParams, ctx: StageContext) -> StageOutput:
+    from .checkpoint import save_checkpoint
+    from .compress.truncate import truncate
+    from .workflows import load_model
+
+    new, rep = truncate(load_model(ctx.resolve(p.model)).model, blocks=p.blocks, seed=ctx.seed)
+    path = save_checkpoint(new, ctx.folder / f"{Path(p.model.lstrip('@')).stem}_k{p.blocks}.pt", force=True)
+    return StageOutput(path, {"blocks": rep.blocks_after, "params": rep.params_after,
+                              "max_abs_diff": rep.max_abs_diff, "deep_supervision": rep.deep_supervision})
+
+
+@dataclass
 class ExportParams:
     """An ``export`` stage: ``model`` ("@id" or a path) → a validated ONNX graph named after it."""
 

@@ -174,11 +174,12 @@ def write_rgb(img, path: Path) -> None:
 
 
 def upscale_files(model: Any, images: Sequence[str | Path], out: str | Path, *, tile: int | None = None,
-                  max_bytes: float | None = None, force: bool = False) -> list[Path]:
+                  max_bytes: float | None = None, halo: int | None = None, force: bool = False) -> list[Path]:
     """Super-resolve image files with an SRModel or an exported ``.onnx`` path (run by onnxruntime).
 
     One image → ``out`` may be a .png file; otherwise ``out`` is a folder of ``<stem>_x<scale>.png``.
-    ``tile`` (LR px) and/or ``max_bytes`` run the network tile by tile with an exact halo (same output).
+    ``tile`` (LR px) and/or ``max_bytes`` run the network tile by tile with an exact halo (same output);
+    ``halo`` replaces the derived one (for graphs whose receptive radius cannot be derived).
     """
     from .deploy.tiling import tiled_network
     from .fileio import atomic_write
@@ -189,7 +190,7 @@ def upscale_files(model: Any, images: Sequence[str | Path], out: str | Path, *, 
         from .deploy.onnx import ort_session
 
         model = ort_session(require_file(model, "ONNX model"))
-    net = tiled_network(model, tile=tile, max_bytes=max_bytes)
+    net = tiled_network(model, tile=tile, max_bytes=max_bytes, halo=halo)
     srcs = [Path(p) for p in images]
     if not srcs:
         raise DataError("no input images given")

@@ -1,8 +1,9 @@
 """Helper of tests/test_ddp.py: one tiny training run, as a single process or under torchrun.
 
 Usage: ``python -m torch.distributed.run --standalone --nproc_per_node 2 tests/_ddp_train.py OUT_DIR`` trains
-twice (mean, then sum reduction; each fit joins and leaves the process group itself) and writes
-OUT_DIR/{mean,sum}/last.pt from rank 0. The test imports it for the single-process runs of the same global batch.
+twice (mean, then sum reduction; each fit joins and leaves the process group itself), then a tiny ASRN with the
+multi-output forward (``dsl_psd``), and writes OUT_DIR/{mean,sum,dsl_psd}/last.pt from rank 0.
+The test imports it for the single-process runs of the same global batch.
 """
 
 from __future__ import annotations
@@ -51,7 +52,17 @@ def run(out_dir: str, reduction: str = "mean") -> TrainResult:
     return Trainer(model, "l1", ToySource(), config, out_dir=out_dir, force=True).fit()
 
 
+def run_multi_depth(out_dir: str) -> TrainResult:
+    """A tiny ASRN trained with ``dsl_psd`` (every depth's output through ``ctx.forward_depths``, i.e. DDP)."""
+    torch.manual_seed(0)
+    model = build_model("asrn", **tiny_hparams("asrn", SCALE))
+    config = TrainConfig(steps=STEPS, batch_size=BATCH, patch_size=PATCH, optimizer="adam", lr=1e-3,
+                         ckpt_every=0, log_every=1, device="cpu")
+    return Trainer(model, "dsl_psd", ToySource(), config, out_dir=out_dir, force=True).fit()
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     for reduction in ("mean", "sum"):
         run(f"{sys.argv[1]}/{reduction}", reduction)
+    run_multi_depth(f"{sys.argv[1]}/dsl_psd")

@@ -13,6 +13,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from sr_compress.models import build_model, tiny_hparams
+
 ROOT = Path(__file__).resolve().parents[1]
 HELPER = Path(__file__).with_name("_ddp_train.py")
 
@@ -67,3 +69,18 @@ def test_ddp_equals_single_process(ddp_run, reduction, tmp_path):
         torch.testing.assert_close(ddp["state_dict"][name], value, atol=1e-5, rtol=0, msg=name)
     # the reported loss is the whole global batch's (mean of means / sum of sums)
     assert state["last_loss"] == pytest.approx(single.last_loss, rel=1e-5)
+
+
+def test_ddp_multi_depth_forward_equals_single_process(ddp_run, tmp_path):
+    """The multi-output forward (ASRN + dsl_psd) through DistributedDataParallel: same weights as one process."""
+    helper = _helper()
+    ddp = torch.load(ddp_run / "dsl_psd" / "last.pt", weights_only=True)
+    assert ddp["train_state"]["world_size"] == 2
+    single = helper.run_multi_depth(str(tmp_path))
+    torch.manual_seed(0)
+    start = build_model("asrn", **tiny_hparams("asrn", helper.SCALE)).state_dict()
+    assert (ddp["state_dict"]["body.0.fuse_in.weight"] - start["body.0.fuse_in.weight"]).abs().max() > 1e-3
+    for name, value in single.model.state_dict().items():
+        torch.testing.assert_close(ddp["state_dict"][name], value, atol=1e-5, rtol=0, msg=name)
+    assert ddp["train_state"]["last_loss"] == pytest.approx(single.last_loss, rel=1e-5)
+    assert {"l_routine", "l_dsl", "l_psd"} <= set(ddp["train_state"]["history"][-1])

@@ -11,9 +11,17 @@ from test_foreign import _save, basicsr_edsr_sd, edsr_pytorch_sd, msrresnet_sd, 
 from sr_compress.checkpoint import load_checkpoint, save_checkpoint
 from sr_compress.compress.slim import choose_channels, group_importance, slim, slim_width
 from sr_compress.errors import ConfigError
-from sr_compress.models import SRModel, build_model, count_params, list_models, tiny_hparams
+from sr_compress.models import SRModel, build_model, count_params, list_models, model_class, tiny_hparams
 
-ARCHS = list_models()
+# the families that declare their coupled channel groups (ASRN does not: its split / shuffle coupling is not
+# expressible as whole-channel groups, see docs/asrn.md)
+ARCHS = [a for a in list_models() if model_class(a).channel_groups is not SRModel.channel_groups]
+
+
+def test_families_without_groups_refuse_to_slim():
+    torch.manual_seed(0)
+    with pytest.raises(ConfigError, match="asrn declares no coupled channel groups"):
+        slim(build_model("asrn", **tiny_hparams("asrn", 2)), rho=0.5)
 
 
 def _model(arch: str, scale: int, seed: int = 0) -> SRModel:

@@ -69,7 +69,7 @@ def test_a_halo_below_the_radius_is_not_exact(arch):
     prof = tiling.tile_profile(m)
     x = _rand(1, m.channels, 30, 30)
     with torch.no_grad():
-        got = tiling.tiled_forward(m, x, prof.scale, 7, prof.halo // 2)
+        got = tiling.tiled_forward(m, x, prof.scale, 7, prof.halo // 3)
         assert (got - m(x)).abs().max().item() > 1e-4
 
 

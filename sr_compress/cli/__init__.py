@@ -23,6 +23,7 @@ _COMMANDS = {
     "bench": "bench_cmd:bench",
     "slim": "slim_cmd:slim",
     "plainify": "plainify_cmd:plainify",
+    "truncate": "truncate_cmd:truncate",
 }
 
 

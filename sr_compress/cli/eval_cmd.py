@@ -18,20 +18,27 @@ from ._common import console, force_option, json_option, model_options, override
 @click.option("--no-bicubic", is_flag=True, help="Leave out the bicubic reference row.")
 @click.option("--crops", type=click.Path(dir_okay=False), default=None,
               help="Also write a PNG of the most detailed window of each image: bicubic | model | HR.")
+@click.option("--all-depths", is_flag=True,
+              help="Elastic table instead: mean scores, params and FLOPs (320x180 LR) of the model truncated to "
+                   "every depth N..1 (see `srcompress truncate`); --crops and the bicubic row do not apply.")
 @model_options
 @force_option
 @json_option
-def eval_(model: str, data: str, degradation: str, no_bicubic: bool, crops: str | None, force: bool,
-          as_json: bool, **over) -> None:
+def eval_(model: str, data: str, degradation: str, no_bicubic: bool, crops: str | None, all_depths: bool,
+          force: bool, as_json: bool, **over) -> None:
     """Evaluate MODEL (ours or a foreign checkpoint): Y-PSNR / SSIM and RGB PSNR per image.
 
     \b
     Example:
       srcompress eval teacher.pt --data ~/datasets/Set5 --crops set5_crops.png
+      srcompress eval asrn_x2.pt --all-depths --json
     """
     from ..workflows import evaluate, load_model
 
     loaded = load_model(model, overrides=overrides_from(over))
+    if all_depths:
+        _all_depths(loaded.model, data, degradation, as_json)
+        return
     reports = evaluate(loaded.model, data=data, degradation=degradation, with_bicubic=not no_bicubic,
                        label=Path(model).name, crops=crops, force=force)
     if as_json:
@@ -41,3 +48,27 @@ def eval_(model: str, data: str, degradation: str, no_bicubic: bool, crops: str 
 
     show_guesses(loaded.guesses)
     console.print(eval_table(reports, title=f"×{loaded.model.scale} on {data} ({degradation.upper()})"))
+
+
+def _all_depths(model, data: str, degradation: str, as_json: bool) -> None:
+    from ..compress.truncate import evaluate_depths
+    from ..workflows import eval_pairs_for
+    from ._common import err_console
+
+    table = evaluate_depths(model, eval_pairs_for(data, model.scale, degradation))
+    for w in table.warnings:
+        err_console.print(f"[yellow]warning[/] {w}")
+    if as_json:
+        print_json(table.to_dict())
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{model.arch} ×{model.scale}, every depth, on {data} ({degradation.upper()})",
+              caption=f"Y: BT.601 luma, 8-bit, scale px cropped; GFLOPs at {table.size[0]}x{table.size[1]} LR")
+    for col in ("blocks", "Y-PSNR", "Δ vs full", "SSIM", "params", "GFLOPs"):
+        t.add_column(col, justify="right")
+    full = table.rows[0].psnr_y
+    for r in table.rows:
+        t.add_row(str(r.depth), f"{r.psnr_y:.2f}", f"{r.psnr_y - full:+.2f}", f"{r.ssim_y:.4f}", f"{r.params:,}",
+                  f"{r.gflops:.2f}")
+    console.print(t)

@@ -27,12 +27,15 @@ from ._common import (
 @click.option("--tolerance", type=click.FloatRange(min=0), default=None,
               help="Max |ORT - PyTorch| on the [0,1] output [default: 1e-4].")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim (keep the exporter's graph as is).")
+@click.option("--halo", type=click.IntRange(min=0), default=None,
+              help="Receptive radius (input px) to record for tiled inference, instead of deriving it from the "
+                   "graph (for ops the analysis cannot follow; too small a halo breaks exactness).")
 @model_options
 @seed_option
 @force_option
 @json_option
 def export(model: str, to_onnx: bool, output: str | None, opset: int, tolerance: float | None,
-           no_simplify: bool, seed: int, force: bool, as_json: bool, **over) -> None:
+           no_simplify: bool, halo: int | None, seed: int, force: bool, as_json: bool, **over) -> None:
     """Export MODEL (.pt, any supported checkpoint format) to a dynamic-size ONNX graph.
 
     The graph is simplified (onnxsim), checked, and validated with onnxruntime against PyTorch on a random
@@ -51,7 +54,7 @@ def export(model: str, to_onnx: bool, output: str | None, opset: int, tolerance:
     show_guesses(loaded.guesses)
     out = Path(output) if output else Path(model).with_suffix(".onnx")
     report = export_onnx(loaded.model, out, opset=opset, simplify=not no_simplify, tolerance=tolerance,
-                         force=force, inputs=(model,), seed=seed)
+                         force=force, inputs=(model,), seed=seed, halo=halo)
     if as_json:
         print_json(report.to_dict())
     else:

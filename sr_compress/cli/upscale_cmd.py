@@ -16,10 +16,13 @@ from ._common import console, force_option, model_options, overrides_from
               help="Process in overlapping tiles of this LR size (bounded memory, identical output).")
 @click.option("--max-memory-mb", type=click.FloatRange(min=1), default=None,
               help="Cap the network's activation memory: picks the largest tile that fits (exact output).")
+@click.option("--halo", type=click.IntRange(min=0), default=None,
+              help="Tile overlap (input px) instead of the derived receptive radius (for graphs whose radius "
+                   "cannot be derived; too small a halo breaks exactness).")
 @model_options
 @force_option
 def upscale(model: str, images: tuple[str, ...], output: str, tile: int | None, max_memory_mb: float | None,
-            force: bool, **over) -> None:
+            halo: int | None, force: bool, **over) -> None:
     """Upscale IMAGES with MODEL (.pt checkpoint of any supported format, or .onnx). 8-bit PNG out.
 
     Y-channel models (VDSR, FSRCNN-Y) super-resolve luma and keep the bicubic-upscaled chroma.
@@ -32,6 +35,7 @@ def upscale(model: str, images: tuple[str, ...], output: str, tile: int | None, 
 
     net = model if model.lower().endswith(".onnx") else load_model(model, overrides=overrides_from(over)).model
     max_bytes = max_memory_mb * 2**20 if max_memory_mb else None
-    written = upscale_files(net, list(images), output, tile=tile, max_bytes=max_bytes, force=force)
+    written = upscale_files(net, list(images), output, tile=tile, max_bytes=max_bytes, halo=halo,
+                           force=force)
     for p in written:
         console.print(f"wrote {p}")

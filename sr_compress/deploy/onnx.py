@@ -75,13 +75,15 @@ class ExportReport:
 def export_onnx(model: SRModel, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET,
                 simplify: bool = True, validate: bool = True, tolerance: float | None = None,
                 real_images: Sequence[torch.Tensor] | None = None, force: bool = False, inputs: Iterable = (),
-                seed: int = 0) -> ExportReport:
+                seed: int = 0, halo: int | None = None) -> ExportReport:
     """Export ``model`` to ``path`` as a validated ONNX graph; nothing is written unless every check passes.
 
     ``real_images``: LR RGB batches (NCHW float32 in [0, 1]) for validation, default two crops of skimage's
     astronaut. ``tolerance``: absolute, default :data:`DEFAULT_TOLERANCE`. Models with ``plain = True`` must
-    pass :func:`check_plain`. Raises VerificationError (mismatch, not plain, simplifier failure) and
-    OutputExistsError.
+    pass :func:`check_plain`. ``halo``: the receptive radius (network-input px) to record for tiled inference
+    instead of deriving it from the graph — for graphs the analysis cannot follow; a halo below the true radius
+    makes tiled output differ from whole-image output. Raises VerificationError (mismatch, not plain,
+    simplifier failure) and OutputExistsError.
     """
     t0 = time.perf_counter()
     out = check_output(path, inputs=inputs, force=force)
@@ -93,7 +95,7 @@ def export_onnx(model: SRModel, path: str | os.PathLike, *, opset: int = DEFAULT
         is_plain, reason = check_plain(graph, declared_ops(model))
         if model.plain and not is_plain:
             raise VerificationError(f"{model.arch} declares itself plain, but its graph is not: {reason}")
-        profile = tiling.tile_profile(graph)
+        profile = tiling.tile_profile(graph, halo=halo, scale=1 if model.pre_upsample else model.scale)
         data = finalize(graph, model, profile)
         shapes, errors = ([], [None, None])
         if validate:

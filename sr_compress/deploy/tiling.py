@@ -41,7 +41,7 @@ _UNTILED = 1 << 30
 # ONNX ops that map each pixel to the same pixel (they do not widen the receptive field)
 _POINTWISE = frozenset(
     "Relu PRelu LeakyRelu Sigmoid Tanh Clip Add Sub Mul Div Identity Cast Sum Max Min Neg Abs Elu Selu "
-    "HardSigmoid HardSwish Softplus Erf Sqrt Pow Exp Concat BatchNormalization Dropout".split()
+    "HardSigmoid HardSwish Softplus Erf Sqrt Pow Exp BatchNormalization Dropout".split()
 )
 _RESIZE_REACH = 3  # input pixels a Resize output may reach (cubic: 2 taps + half-pixel offset; linear: 2)
 
@@ -50,7 +50,8 @@ _RESIZE_REACH = 3  # input pixels a Resize output may reach (cubic: 2 taps + hal
 class TileProfile:
     """What tiling needs to know about a network.
 
-    ``halo``: receptive radius in input pixels (an upper bound); ``bytes_per_px``: estimated activation
+    ``halo``: receptive radius in input pixels (exact for ONNX graphs, an upper bound for PyTorch modules, or
+    what the user gave); ``bytes_per_px``: estimated activation
     memory per input pixel at batch 1 in float32 (the widest layer's input + output); ``scale``: output
     pixels per input pixel of the network itself (1 for pre-upsampling models).
     """
@@ -125,12 +126,19 @@ def tile_for_memory(model_or_graph: Any, max_bytes: float) -> int:
     return tile
 
 
-def tile_profile(obj: Any) -> TileProfile:
-    """Radius, activation bytes per input pixel and scale of an SRModel, ONNX ModelProto or ORT session."""
+def tile_profile(obj: Any, *, halo: int | None = None, scale: int | None = None) -> TileProfile:
+    """Radius, activation bytes per input pixel and scale of an SRModel, ONNX ModelProto or ORT session.
+
+    ``halo`` (with the network's ``scale``) replaces the structural analysis, for graphs it cannot follow."""
     if isinstance(obj, TileProfile):
         return obj
     if hasattr(obj, "get_modelmeta"):
         return profile_from_metadata(obj.get_modelmeta().custom_metadata_map)
+    if halo is not None:
+        if int(halo) < 0 or scale is None:
+            raise ConfigError(f"a given halo needs to be >= 0 and come with the network's scale (got {halo})")
+        per_px = _graph_bytes_per_px(obj) if hasattr(obj, "graph") else _module_bytes_per_px(obj)
+        return TileProfile(int(halo), per_px, int(scale))
     radius, scale = _walk(obj)
     per_px = _graph_bytes_per_px(obj) if hasattr(obj, "graph") else _module_bytes_per_px(obj)
     return TileProfile(math.ceil(radius), per_px, _integer_scale(scale))
@@ -147,13 +155,16 @@ def profile_from_metadata(meta: dict[str, str]) -> TileProfile:
 
 
 def receptive_radius(model: Any) -> int:
-    """Receptive radius in input pixels (an upper bound) of an SRModel or ONNX ModelProto, from its structure.
+    """Receptive radius in input pixels of an SRModel (an upper bound) or ONNX ModelProto (exact), from its
+    structure: the largest |X − ⌊Y / scale⌋| over input pixels X that output pixel Y depends on.
 
-    Each conv adds ``max(pad, dilation·(k−1) − pad)`` pixels at its own resolution, converted to input
-    pixels (÷ the scale reached so far: a 3×3 conv after a ×2 pixel shuffle adds ½). A transposed conv of
-    stride s adds that reach ÷ s; a Resize adds 3 of its input pixels. PyTorch models are walked in module
-    order and the reaches summed (a skip path is never longer than the path it skips, so the sum bounds the
-    longest path); ONNX graphs take the maximum over branches at each join.
+    ONNX graphs: the exact dependence-interval walk described above ``_graph_walk`` (follows convolutions,
+    transposed convolutions, depth-to-space, resize, pointwise ops, joins and channel-only ops such as Split,
+    Slice, Concat, Reshape and Transpose of a channel shuffle); an op it cannot follow raises
+    :class:`ConfigError` asking for the halo. PyTorch models: each conv adds ``max(pad, dilation·(k−1) − pad)``
+    pixels at its own resolution ÷ the scale reached so far, a transposed conv of stride s that reach ÷ s, a
+    Resize 3 input pixels, summed in module order (a skip path is never longer than the path it skips, so the
+    sum bounds the longest path).
     """
     return math.ceil(_walk(model)[0])
 
@@ -171,7 +182,7 @@ def _reach(kernel: Sequence[int], dilation: Sequence[int], pad_begin: Sequence[i
 
 
 def _walk(obj: Any) -> tuple[Fraction, Fraction]:
-    radius, scale = _graph_walk(obj.graph) if hasattr(obj, "graph") else _module_walk(obj)
+    radius, scale = _graph_walk(obj) if hasattr(obj, "graph") else _module_walk(obj)
     return max(radius, Fraction(1)), scale  # ≥ 1: room for a functional resampling (MSRResNet's bilinear)
 
 
@@ -233,37 +244,175 @@ def _device(model: Any) -> Any:
 
 
 # -- ONNX graphs ----------------------------------------------------------------------------------------
+#
+# The graph walk is exact. Each tensor that carries pixels has a state (deps, scale, axes, rank): ``scale`` is the
+# integer scale reached so far and ``deps[axis][ρ]`` the interval [lo, hi] of network-input pixels (offsets from
+# ⌊Y / scale⌋) that an output position Y with Y mod scale = ρ depends on — translation invariant per residue, so
+# one interval per residue describes the whole tensor. Convolutions, transposed convolutions, depth-to-space
+# and resizes compose these intervals exactly (Resize: the taps of its mode, an upper bound for nearest);
+# joins (Add, Concat, ...) take the union of their inputs' intervals; ops that only move channels (Concat /
+# Split / Slice / Gather on a non-spatial axis, Transpose, Reshape-like ops keeping the trailing spatial dims)
+# carry the state over. Anything else stops the analysis with a message asking for the halo.
+
+_Deps = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]  # per spatial axis, per residue
+_State = tuple[_Deps, int, tuple[int, int], int]
+_RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
+_AXIS_OPS = frozenset({"Concat", "Split", "Gather", "Softmax", "LogSoftmax"})
+_RESIZE_TAPS = {"nearest": (0, 1), "linear": (0, 1), "cubic": (-1, 2)}  # around ⌊(Y + ½) / f − ½⌋
 
 
-def _graph_walk(graph: Any) -> tuple[Fraction, Fraction]:
+def _graph_walk(model: Any) -> tuple[Fraction, Fraction]:
+    graph = model.graph
     consts = _constants(graph)
-    state = {i.name: (Fraction(0), Fraction(1)) for i in graph.input if i.name not in consts}
+    shapes = _ProbeShapes(model)
+    start: _Deps = (((0, 0),), ((0, 0),))
+    state: dict[str, _State] = {i.name: (start, 1, (2, 3), 4) for i in graph.input if i.name not in consts}
     for node in graph.node:
         ins = [state[t] for t in node.input if t in state]
         if not ins or node.op_type in ("Shape", "Size"):
             continue  # constants and shape arithmetic carry no pixels
-        step = _node_step(node, max(r for r, _ in ins), ins[0][1], consts)
-        state.update({o: step for o in node.output})
-    return state[graph.output[0].name]
+        step = _node_step(node, ins, consts, shapes)
+        state.update({o: step for o in node.output if o})
+    deps, scale = state[graph.output[0].name][:2]
+    return Fraction(max(max(-lo, hi, 0) for axis in deps for lo, hi in axis)), Fraction(scale)
 
 
-def _node_step(node: Any, radius: Fraction, scale: Fraction, consts: dict) -> tuple[Fraction, Fraction]:
+def _node_step(node: Any, ins: list[_State], consts: dict, shapes: _ProbeShapes) -> _State:
     op, a = node.op_type, _attributes(node)
-    if op in ("Conv", "ConvTranspose"):
-        k = a.get("kernel_shape") or consts[node.input[1]].shape[2:]
-        reach = _reach(k, a.get("dilations", [1] * len(k)), a.get("pads", [0] * 2 * len(k))[:len(k)])
-        stride = a.get("strides", [1] * len(k))
-        if op == "Conv":
-            _no_stride(stride, f"Conv {node.name!r}")
-            return radius + reach / scale, scale
-        return radius + reach / stride[0] / scale, scale * stride[0]
-    if op == "DepthToSpace":
-        return radius, scale * a["blocksize"]
-    if op == "Resize":
-        return radius + _RESIZE_REACH / scale, scale * _resize_factor(node, consts)
+    deps, scale, axes, rank = _join(node, ins)
+    if op in ("Conv", "ConvTranspose", "DepthToSpace", "Resize"):
+        _require_nchw(node, axes, rank)
+        d, sc = _spatial_step(node, a, deps, scale, consts)
+        return d, sc, axes, rank
     if op in _POINTWISE:
-        return radius, scale
-    raise ConfigError(f"cannot derive the receptive field through op {op} ({node.name!r}); give the halo")
+        return deps, scale, axes, rank
+    if op in _AXIS_OPS:
+        _off_spatial(node, [a.get("axis", 1 if op in ("Softmax", "LogSoftmax") else 0)], axes, rank)
+        return deps, scale, axes, rank
+    if op == "Slice":
+        if len(node.input) < 4 or node.input[3] not in consts:
+            raise ConfigError(f"Slice {node.name!r} has no constant axes; give the halo")
+        _off_spatial(node, [int(v) for v in np.atleast_1d(consts[node.input[3]])], axes, rank)
+        return deps, scale, axes, rank
+    if op == "Transpose":
+        perm = list(a.get("perm", range(rank - 1, -1, -1)))
+        return deps, scale, (perm.index(axes[0]), perm.index(axes[1])), rank
+    if op in _RESHAPES:
+        return deps, scale, *_reshaped(node, axes, rank, shapes)
+    raise ConfigError(f"cannot derive the receptive field through op {op} ({node.name!r}); give the halo "
+                      "(export --halo N)")
+
+
+def _join(node: Any, ins: list[_State]) -> _State:
+    """One state for a node's pixel inputs: the union of their dependence intervals (same scale and layout)."""
+    if any(s[1:] != ins[0][1:] for s in ins):
+        raise ConfigError(f"{node.op_type} {node.name!r} joins tensors of different layouts or scales; "
+                          "give the halo")
+    deps = tuple(tuple((min(s[0][ax][r][0] for s in ins), max(s[0][ax][r][1] for s in ins))
+                       for r in range(ins[0][1])) for ax in (0, 1))
+    return deps, *ins[0][1:]  # type: ignore[return-value]
+
+
+def _spatial_step(node: Any, a: dict, deps: _Deps, scale: int, consts: dict) -> tuple[_Deps, int]:
+    """The exact dependence intervals after a Conv / ConvTranspose / DepthToSpace / Resize node."""
+    op = node.op_type
+    if op == "DepthToSpace":
+        b = int(a["blocksize"])
+        return tuple(_compose(d, scale, scale * b, lambda z, b=b: [z // b]) for d in deps), scale * b
+    if op == "Resize":
+        f = _resize_factor(node, consts)
+        if f.denominator != 1:
+            raise ConfigError(f"Resize {node.name!r} has a non-integer scale {f}; give the halo")
+        lo, hi = _RESIZE_TAPS.get(str(a.get("mode", b"nearest"), "utf-8") if isinstance(a.get("mode"), bytes)
+                                  else str(a.get("mode", "nearest")), (-1, 2))
+        f = int(f)
+
+        def taps(z: int, f: int = f) -> list[int]:
+            centre = math.floor((z + 0.5) / f - 0.5)
+            return list(range(centre + lo, centre + hi + 1))
+
+        return tuple(_compose(d, scale, scale * f, taps) for d in deps), scale * f
+    k = list(a.get("kernel_shape") or consts[node.input[1]].shape[2:])
+    dil = list(a.get("dilations", [1] * len(k)))
+    pads = list(a.get("pads", [0] * 2 * len(k)))
+    stride = list(a.get("strides", [1] * len(k)))
+    if op == "Conv":
+        _no_stride(stride, f"Conv {node.name!r}")
+        return tuple(_compose(deps[i], scale, scale, lambda z, i=i: [z - pads[i] + j * dil[i] for j in range(k[i])])
+                     for i in range(2)), scale
+    if stride[0] != stride[1]:
+        raise ConfigError(f"ConvTranspose {node.name!r} has unequal strides {stride}; give the halo")
+    t = int(stride[0])
+
+    def sources(z: int, i: int) -> list[int]:  # deconv inputs that output z reads: z = t·src − pad + j·dil
+        return [(z + pads[i] - j * dil[i]) // t for j in range(k[i]) if (z + pads[i] - j * dil[i]) % t == 0]
+
+    return tuple(_compose(deps[i], scale, scale * t, lambda z, i=i: sources(z, i)) for i in range(2)), scale * t
+
+
+def _compose(deps: Sequence[tuple[int, int]], s_in: int, s_out: int,
+             sources: Callable[[int], list[int]]) -> tuple[tuple[int, int], ...]:
+    """Intervals of a tensor at scale ``s_out`` whose position z reads positions ``sources(z)`` of a tensor at
+    scale ``s_in`` with intervals ``deps`` (offsets from ⌊position / scale⌋)."""
+    out = []
+    for rho in range(s_out):  # z = rho, so ⌊z / s_out⌋ = 0
+        spans = [(src // s_in + deps[src % s_in][0], src // s_in + deps[src % s_in][1]) for src in sources(rho)]
+        out.append((min(lo for lo, _ in spans), max(hi for _, hi in spans)) if spans else (0, 0))
+    return tuple(out)
+
+
+def _require_nchw(node: Any, axes: tuple[int, int], rank: int) -> None:
+    if (axes, rank) != ((2, 3), 4):
+        raise ConfigError(f"{node.op_type} {node.name!r} runs on a tensor whose spatial axes are {axes} of {rank}; "
+                          "give the halo")
+
+
+def _off_spatial(node: Any, along: Sequence[int], axes: tuple[int, int], rank: int) -> None:
+    """``node`` works along ``along`` (may be negative): fine unless that touches a spatial axis."""
+    if any((x % rank) in axes for x in along):
+        raise ConfigError(f"{node.op_type} {node.name!r} works along a spatial axis; the receptive field "
+                          "analysis cannot follow it: give the halo")
+
+
+def _reshaped(node: Any, axes: tuple[int, int], rank: int, shapes: _ProbeShapes) -> tuple[tuple[int, int], int]:
+    """A reshape-like op keeps the pixels in place when the spatial axes are the trailing two before and after
+    and keep their sizes (checked on a probe input of odd, unequal sides)."""
+    src, dst = shapes.get(node.input[0]), shapes.get(node.output[0])
+    if axes == (rank - 2, rank - 1) and src and dst and len(dst) >= 2 and dst[-2:] == src[-2:]:
+        return (len(dst) - 2, len(dst) - 1), len(dst)
+    raise ConfigError(f"{node.op_type} {node.name!r} may move pixels between positions; give the halo")
+
+
+class _ProbeShapes:
+    """Static shapes of every tensor for a 1×C×13×17 input (ONNX shape inference with data propagation),
+    computed on first use."""
+
+    H, W = 13, 17
+
+    def __init__(self, model: Any) -> None:
+        self.model, self._shapes = model, None
+
+    def get(self, name: str) -> list[int] | None:
+        if self._shapes is None:
+            self._shapes = _infer_shapes(self.model, self.H, self.W)
+        return self._shapes.get(name)
+
+
+def _infer_shapes(model: Any, h: int, w: int) -> dict[str, list[int]]:
+    import onnx
+
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    dims = fixed.graph.input[0].type.tensor_type.shape.dim
+    for i, value in ((0, 1), (2, h), (3, w)):
+        dims[i].Clear()
+        dims[i].dim_value = value
+    g = onnx.shape_inference.infer_shapes(fixed, strict_mode=True, data_prop=True).graph
+    out = {}
+    for v in (*g.input, *g.value_info, *g.output):
+        d = [x.dim_value if x.HasField("dim_value") else 0 for x in v.type.tensor_type.shape.dim]
+        out[v.name] = d
+    return out
 
 
 def _resize_factor(node: Any, consts: dict) -> Fraction:
@@ -301,19 +450,9 @@ def constant_names(graph: Any) -> set[str]:
 
 def _graph_bytes_per_px(model: Any) -> float:
     """Widest node's non-constant inputs + outputs (float32 bytes) per input pixel (shapes at PROBE²)."""
-    import onnx
-
-    fixed = onnx.ModelProto()
-    fixed.CopyFrom(model)
-    dims = fixed.graph.input[0].type.tensor_type.shape.dim
-    for i, value in ((0, 1), (2, PROBE), (3, PROBE)):
-        dims[i].Clear()
-        dims[i].dim_value = value
-    g = onnx.shape_inference.infer_shapes(fixed, strict_mode=True).graph
-    numel = {v.name: math.prod(d.dim_value for d in v.type.tensor_type.shape.dim)
-             for v in (*g.input, *g.value_info, *g.output)}
-    consts = constant_names(g)
-    per_node = [sum(numel.get(t, 0) for t in (*n.input, *n.output) if t and t not in consts) for n in g.node]
+    numel = {k: math.prod(v) for k, v in _infer_shapes(model, PROBE, PROBE).items()}
+    consts = constant_names(model.graph)
+    per_node = [sum(numel.get(t, 0) for t in (*n.input, *n.output) if t and t not in consts) for n in model.graph.node]
     return FLOAT_BYTES * max(per_node) / PROBE**2
 
 
@@ -357,8 +496,11 @@ def tiled_network(model: Any, *, tile: int | None = None, max_bytes: float | Non
     fn, attrs = _callable(model)
     if tile is None and max_bytes is None:
         return TiledNet(fn, attrs, None, _UNTILED)
-    prof = tile_profile(model)
-    prof = prof if halo is None else replace(prof, halo=int(halo))
+    if halo is not None and not hasattr(model, "get_modelmeta"):
+        prof = tile_profile(model, halo=halo, scale=1 if attrs[2] else attrs[0])
+    else:
+        prof = tile_profile(model)
+        prof = prof if halo is None else replace(prof, halo=int(halo))
     limits = [tile * (attrs[0] if attrs[2] else 1)] if tile else []
     if max_bytes:
         limits.append(tile_for_memory(prof, max_bytes))

@@ -1,9 +1,9 @@
 """Model zoo. Importing this package registers every family."""
 
-from . import edsr, fsrcnn, msrresnet, plain, vdsr  # noqa: F401  (registration side effects)
-from .base import SCALES, SRModel, count_params
+from . import asrn, edsr, fsrcnn, msrresnet, plain, vdsr  # noqa: F401  (registration side effects)
+from .base import SCALES, DepthOutputs, SRModel, count_params
 from .plain import plain_layers
 from .registry import build_model, list_models, model_class, register_model, tiny_hparams
 
-__all__ = ["SCALES", "SRModel", "build_model", "count_params", "list_models", "model_class", "plain_layers",
-           "register_model", "tiny_hparams"]
+__all__ = ["SCALES", "DepthOutputs", "SRModel", "build_model", "count_params", "list_models", "model_class",
+           "plain_layers", "register_model", "tiny_hparams"]

@@ -9,7 +9,7 @@ image, so their input already has the output size; :func:`sr_compress.infer.supe
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -21,6 +21,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SCALES = (2, 3, 4)
 DEFAULT_RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean used by the EDSR family
+
+
+class DepthOutputs(NamedTuple):
+    """Every depth's result of one forward pass of a multi-depth model (``SRModel.multi_depth``).
+
+    ``outputs[k-1]``: the super-resolved batch after the first k body blocks (same layout and range as
+    ``model(x)``); ``features[k-1]``: the output of body block k (N, C, h, w). ``outputs[-1]`` equals ``model(x)``.
+    A NamedTuple of lists, so DistributedDataParallel finds every tensor in it.
+    """
+
+    outputs: list[torch.Tensor]
+    features: list[torch.Tensor]
 
 
 def check_scale(scale: int) -> int:
@@ -36,6 +48,13 @@ class SRModel(nn.Module):
     pre_upsample: ClassVar[bool] = False
     #: True for models that are a chain of conv + activation (+ pixel shuffle), without skips.
     plain: ClassVar[bool] = False
+    #: True for models whose forward accepts ``depth=k`` and ``all_depths=True`` (returning
+    #: :class:`DepthOutputs`); the trainer's multi-output contract (``TrainContext.forward_depths``).
+    multi_depth: ClassVar[bool] = False
+    #: The hyper-parameter that counts the ``body`` blocks (what :meth:`truncated_hparams` changes).
+    depth_hparam: ClassVar[str | None] = "n_blocks"
+    #: List hyper-parameters with one entry per body block: name → (entries before the blocks, entries after).
+    per_block_hparams: ClassVar[dict[str, tuple[int, int]]] = {"block_feats": (0, 0)}
 
     def __init__(self, **hparams: Any) -> None:
         super().__init__()
@@ -69,6 +88,18 @@ class SRModel(nn.Module):
     def with_widths(self, widths: dict[str, int]) -> dict[str, Any]:
         """The hparams of this model with the groups' widths replaced by ``widths`` (group name → width)."""
         raise ConfigError(f"{self.arch} declares no coupled channel groups, so it cannot be slimmed")
+
+    def truncated_hparams(self, blocks: int) -> dict[str, Any]:
+        """Hyper-parameters of the same model keeping only its first ``blocks`` body blocks (truncate stage):
+        the block count set to ``blocks`` and every per-block list (:attr:`per_block_hparams`) cut to match."""
+        if self.depth_hparam is None or self.depth_hparam not in self.hparams:
+            raise ConfigError(f"{self.arch}: has no block count to truncate")
+        hp = {**self.hparams, self.depth_hparam: int(blocks)}
+        for name, (lead, trail) in self.per_block_hparams.items():
+            if hp.get(name) is not None:
+                v = list(hp[name])
+                hp[name] = [*v[:lead + blocks], *v[len(v) - trail:len(v)]] if trail else v[:lead + blocks]
+        return hp
 
     def describe(self) -> dict[str, Any]:
         """JSON-able description: arch, hparams, parameter count."""

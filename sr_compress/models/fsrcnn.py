@@ -17,6 +17,9 @@ from .registry import register_model
 class FSRCNN(SRModel):
     """FSRCNN(d, s, m); every conv but the last is followed by PReLU. ``channels=1`` is the paper's Y model."""
 
+    depth_hparam = "m"
+    per_block_hparams = {"widths": (2, 1)}  # d, s, one per mapping layer, the expanding conv
+
     def __init__(self, scale: int = 2, d: int = 56, s: int = 12, m: int = 4, channels: int = 1,
                  widths: Sequence[int] | None = None) -> None:
         scale = check_scale(scale)

@@ -118,6 +118,11 @@ class PlainSR(SRModel):
             spec["out"] = widths[f"layer{i}"] * spec["shuffle"] ** 2
         return {**self.hparams, "layers": layers}
 
+    def truncated_hparams(self, blocks: int) -> dict[str, Any]:
+        """Head, the first ``blocks`` body layers and the tail (the widths must still line up)."""
+        layers, n_tail = self.hparams["layers"], self.hparams["n_tail"]
+        return {**self.hparams, "layers": [*layers[:1 + blocks], *layers[len(layers) - n_tail:]]}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.sub_mean is not None:
             x = self.sub_mean(x)

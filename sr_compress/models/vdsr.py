@@ -21,6 +21,8 @@ class VDSR(SRModel):
     """
 
     pre_upsample = True
+    depth_hparam = "n_layers"
+    per_block_hparams = {"widths": (1, 0)}  # head, then one width per body layer
 
     def __init__(self, scale: int = 2, n_feats: int = 64, n_layers: int = 18, bias: bool = False,
                  channels: int = 1, widths: Sequence[int] | None = None) -> None:

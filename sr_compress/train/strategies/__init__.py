@@ -1,6 +1,6 @@
 """Training strategies: one registry, one file per method. Importing this package registers them all."""
 
-from . import ail, kd, memsr, plain, pspl  # noqa: F401  (registration side effects)
+from . import ail, dsl_psd, kd, memsr, plain, pspl  # noqa: F401  (registration side effects)
 from .base import (
     Batch,
     Strategy,

@@ -31,7 +31,7 @@ from ...errors import ConfigError
 from ...registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ...models import SRModel
+    from ...models import DepthOutputs, SRModel
     from ..trainer import TrainConfig
 
 
@@ -75,6 +75,14 @@ class TrainContext:
     scheduler: Any = None
     out_dir: Path | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+
+    def forward_depths(self, x: torch.Tensor) -> DepthOutputs:
+        """The multi-output forward: every depth's prediction (and block features) of a multi-depth model
+        (``model.multi_depth``, e.g. ASRN) in one pass, through ``forward`` (so DDP synchronises the gradients
+        of all of them). Raises :class:`~sr_compress.errors.ConfigError` for a model without depths."""
+        if not getattr(self.model, "multi_depth", False):
+            raise ConfigError(f"{self.model.arch} has no multi-depth forward (needs a model such as asrn)")
+        return self.forward(x, all_depths=True)
 
     @property
     def epoch(self) -> float:
