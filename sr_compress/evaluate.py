@@ -62,7 +62,7 @@ def evaluate_model(model: SRModel, pairs: list, *, method: str | None = None,
 
 def evaluate_bicubic(pairs: list, scale: int, *, keep_outputs: bool = False) -> EvalReport:
     """The bicubic (MATLAB-compatible) reference row."""
-    from .train.degrade import imresize
+    from .imresize import imresize
 
     return _evaluate("bicubic", scale, pairs, lambda lr: imresize(lr, scale).clamp(0, 1), keep_outputs)
 

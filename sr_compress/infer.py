@@ -11,7 +11,7 @@ from .models import SRModel
 def model_input(model: SRModel, lr: torch.Tensor) -> torch.Tensor:
     """What ``model`` takes for an LR batch in the model's colour space (Y or RGB): bicubic-upscaled for VDSR."""
     if model.pre_upsample:
-        from .train.degrade import imresize
+        from .imresize import imresize
 
         return imresize(lr, model.scale)
     return lr
@@ -28,7 +28,7 @@ def super_resolve(model: SRModel, lr_rgb: torch.Tensor) -> torch.Tensor:
 
     Y models super-resolve the Y channel; Cb and Cr are bicubic-upscaled (the usual convention).
     """
-    from .train.degrade import imresize
+    from .imresize import imresize
 
     model.eval()
     if model.channels == 1:

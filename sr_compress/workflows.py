@@ -81,8 +81,13 @@ def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Pat
                            seed=config.seed)
     strat.use_checkpoint_extra(dict(student_extra or {}))
     t0 = time.perf_counter()
+    validate = None
+    if config.val_every:  # Y-PSNR on the data's validation images every val_every steps (history, progress)
+        from .train.trainer import psnr_validator
+
+        validate = psnr_validator(eval_pairs_for(data, model.scale, degradation))
     result = Trainer(model, strat, sampler, config, teacher=teacher, out_dir=work, progress=progress,
-                     force=force).fit(resume=state if resume else None)
+                     force=force, validate=validate).fit(resume=state if resume else None)
     trained = result.model
     trained.provenance = [*model.provenance, provenance_entry(
         stage, strategy=strategy, strategy_options=dict(strat.params), data=str(data or "default"),

@@ -15,6 +15,7 @@ from sr_compress.deploy import bench as B
 from sr_compress.deploy.bound import graph_cost
 from sr_compress.deploy.memory import measure_rise, run_probe
 from sr_compress.deploy.onnx import export_onnx, to_onnx
+from sr_compress.deploy.runners import Runner
 from sr_compress.errors import ConfigError, DataError, InputError, VerificationError
 from sr_compress.models import build_model, plain_layers
 
@@ -70,7 +71,7 @@ def test_interleaved_order_alternates_models():
 
 def test_time_interleaved_warms_up_then_times_a_b_a_b():
     calls = []
-    runners = [B.Runner("onnx", "x", {}, lambda k=k: calls.append(k)) for k in "AB"]
+    runners = [Runner("onnx", "x", {}, lambda k=k: calls.append(k)) for k in "AB"]
     times = B.time_interleaved(runners, warmup=1, runs=3)
     assert "".join(calls) == "AB" + "ABABAB"
     assert [len(t) for t in times] == [3, 3] and all(v >= 0 for t in times for v in t)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from sr_compress.errors import ConfigError, DataError
+from sr_compress.imresize import imresize
 from sr_compress.train.data import (
     DEFAULT_SPLITS,
     SKIMAGE_PHOTOS,
@@ -23,7 +24,7 @@ from sr_compress.train.data import (
     load_images,
     skimage_data_dir,
 )
-from sr_compress.train.degrade import NOISE_LEVEL, degrade, imresize, mod_crop
+from sr_compress.train.degrade import NOISE_LEVEL, degrade, mod_crop
 
 
 def _rgb(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -8,12 +8,12 @@ import torch
 from conftest import SHARED_DATA
 
 from sr_compress.errors import ConfigError, InputError
+from sr_compress.imresize import imresize
 from sr_compress.train.degrade import (
     NOISE_LEVEL,
     degrade,
     gaussian_blur,
     gaussian_kernel_1d,
-    imresize,
     mod_crop,
     nearest_downsample,
 )

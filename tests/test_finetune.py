@@ -164,3 +164,22 @@ def test_finetune_stage_is_checked_when_read(tmp_path):
         _recipe(tmp_path, beta="big")
     with pytest.raises(ConfigError, match="unknown preset"):
         parse_recipe({"stage": [{"kind": "finetune", "model": "s.pt", "strategy": "ail", "preset": "x"}]})
+
+
+def test_val_every_validates_during_training(invoke, tmp_path):
+    from sr_compress.train.trainer import TrainConfig
+    from sr_compress.workflows import new_model, train_model
+
+    config = TrainConfig(steps=4, batch_size=2, patch_size=24, val_every=2, ckpt_every=0)
+    out = train_model(new_model("edsr", scale=2, hparams={"n_feats": 4, "n_blocks": 1}), out=tmp_path / "m.pt",
+                      config=config)
+    vals = [h for h in out.history if "val_psnr" in h]
+    assert [h["step"] for h in vals] == [2, 4] and all(10 < h["val_psnr"] < 60 for h in vals)
+    code, _, err = invoke("train", "--arch", "edsr", "--hparam", "n_feats=4", "--hparam", "n_blocks=1",
+                          "--steps", "2", "--batch-size", "2", "--patch-size", "24", "--val-every", "1",
+                          "--ckpt-every", "0", "-o", tmp_path / "c.pt")
+    assert code == 0, err
+    from sr_compress.checkpoint import read_raw
+
+    history = read_raw(tmp_path / "c.train" / "last.pt")["train_state"]["history"]
+    assert "val_psnr" in history[-1]

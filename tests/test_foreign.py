@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from sr_compress.checkpoint import load_checkpoint
+from sr_compress.checkpoint.foreign import guess_res_scale
+from sr_compress.checkpoint.unpickle import LEGACY_MAGIC, restricted_load
 from sr_compress.errors import CheckpointError, ConfigError, UnsafeCheckpointError
-from sr_compress.foreign import LEGACY_MAGIC, guess_res_scale, restricted_load
 
 MEAN = torch.tensor([0.4488, 0.4371, 0.4040])
 FEATS, BLOCKS = 8, 2

@@ -78,3 +78,18 @@ def test_legacy_pickled_teacher_gives_the_same_numbers(set5):
     name, lr, gt = set5[2][0]
     crop = [(name, lr[..., 40:104, 40:104], gt[..., 40:104, 40:104])]
     assert mean_y_psnr(LEGACY, 2, crop) == mean_y_psnr(WEIGHTS / "vdsr_teacher_x234.pt", 2, crop)
+
+
+@pytest.mark.skipif(not WEIGHTS.is_dir(), reason="needs ../shared/data (the AIL release's VDSR weights)")
+@pytest.mark.parametrize("scale,expected", [(2, 37.290), (3, 33.255)])
+def test_released_numbers_reproduce_from_the_cli(invoke, scale, expected):
+    import json
+
+    code, out, err = invoke("eval", WEIGHTS / "vdsr_teacher_x234.pt", "--scale", scale,
+                            "--data", SHARED_DATA / "set5" / f"matlab_bicubic_x{scale}.npz", "--json")
+    assert code == 0, err
+    assert abs(json.loads(out)["mean_psnr_y"] - expected) <= 0.01
+    code, out, err = invoke("eval", WEIGHTS / "vdsr_teacher_x234.pt", "--model-scale", scale, "--data",
+                            SHARED_DATA / "set5" / f"matlab_bicubic_x{scale}.npz")  # the old spelling still works
+    assert code == 0, err
+    assert "AIL-release protocol" in out and f"{expected:.3f}"[:-1] in out

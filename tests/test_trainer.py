@@ -303,7 +303,9 @@ def test_progress_history_and_validation():
     assert {"step", "steps", "loss", "lr", "elapsed", "round", "epoch", "age"} <= set(seen[0])
     assert seen[2]["val_score"] == 11.0 and seen[5]["val_score"] == 12.0 and "val_score" not in seen[3]
     assert calls == [False, False]  # validated in eval mode
-    assert [h["step"] for h in result.history] == [4, 6] and result.history[-1]["val_score"] == 12.0
+    # every validation is kept in the history, besides the log_every records
+    assert [h["step"] for h in result.history] == [3, 4, 6] and result.history[0]["val_score"] == 11.0
+    assert result.history[-1]["val_score"] == 12.0
 
 
 def test_nan_loss_is_an_error():

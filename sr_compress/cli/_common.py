@@ -76,7 +76,7 @@ def model_options(f: Callable) -> Callable:
     f = click.option("--res-scale", type=float, default=None, help="Override the residual scaling (EDSR).")(f)
     f = click.option("--img-range", type=float, default=None,
                      help="Override the internal value range (255 for EDSR-PyTorch/BasicSR, 1 for MMagic).")(f)
-    f = click.option("--model-scale", "model_scale", type=click.IntRange(2, 4), default=None,
+    f = click.option("--scale", "--model-scale", "model_scale", type=click.IntRange(2, 4), default=None,
                      help="Override the model's scale (2, 3 or 4; e.g. for multi-scale VDSR weights).")(f)
     return f
 

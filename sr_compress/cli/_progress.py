@@ -15,6 +15,7 @@ def training_progress() -> Iterator[Callable[[dict], None]]:
     with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                   TimeRemainingColumn(), console=err_console, transient=True) as bar:
         tasks: dict[int, int] = {}
+        last_val: dict[int, float] = {}
 
         def update(event: dict) -> None:
             total = int(event.get("steps") or event.get("total_steps") or 0)
@@ -22,6 +23,10 @@ def training_progress() -> Iterator[Callable[[dict], None]]:
             if key not in tasks:
                 tasks[key] = bar.add_task("train", total=total or None, info="")
             info = f"loss {event['loss']:.4g}" if "loss" in event else ""
+            if "val_psnr" in event:
+                last_val[key] = event["val_psnr"]
+            if key in last_val:
+                info += f"  val {last_val[key]:.2f} dB"
             bar.update(tasks[key], completed=int(event.get("step", 0)), info=info)
 
         yield update

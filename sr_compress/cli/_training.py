@@ -11,7 +11,8 @@ import click
 from ._common import force_option, seed_option
 
 #: the trainer settings the shared options set (the click parameter name is the TrainConfig field)
-CONFIG_OPTIONS = ("steps", "batch_size", "patch_size", "lr", "optimizer", "scheduler", "grad_clip", "ckpt_every")
+CONFIG_OPTIONS = ("steps", "batch_size", "patch_size", "lr", "optimizer", "scheduler", "grad_clip", "ckpt_every",
+                  "val_every")
 
 
 def parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
@@ -47,6 +48,9 @@ def training_options(f: Callable) -> Callable:
         click.option("--grad-clip", type=float, default=0.0, show_default=True, help="Max gradient norm (0 = off)."),
         click.option("--ckpt-every", type=click.IntRange(min=0), default=500, show_default=True,
                      help="Save resumable state every N steps into <output>.train/."),
+        click.option("--val-every", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Y-PSNR on the validation images (of --data) every N steps, shown and kept in the "
+                          "history (0 = off)."),
         click.option("--preset", default=None, metavar="NAME",
                      help="Start from a paper's schedule (ail-official); options given explicitly override it."),
         click.option("--set", "extra", multiple=True, metavar="KEY=VALUE",

@@ -12,7 +12,8 @@ from ._common import console, force_option, json_option, model_options, override
 @click.command("eval")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--data", default="default", show_default=True,
-              help="'default' (bundled validation photos) or a folder of HR images / HR+LR pairs.")
+              help="'default' (bundled validation photos), a folder of HR images / HR+LR pairs, or a MATLAB "
+                   ".npz of the AIL release (bicubic Y inputs: its unrounded-float protocol, VDSR-style models).")
 @click.option("--degradation", type=click.Choice(["bi", "bd", "dn"]), default="bi", show_default=True,
               help="How LR images are made from HR ones (when the folder holds HR only).")
 @click.option("--no-bicubic", is_flag=True, help="Leave out the bicubic reference row.")
@@ -32,10 +33,14 @@ def eval_(model: str, data: str, degradation: str, no_bicubic: bool, crops: str 
     Example:
       srcompress eval teacher.pt --data ~/datasets/Set5 --crops set5_crops.png
       srcompress eval asrn_x2.pt --all-depths --json
+      srcompress eval vdsr.pth --scale 3 --data ../shared/data/set5/matlab_bicubic_x3.npz
     """
     from ..workflows import evaluate, load_model
 
     loaded = load_model(model, overrides=overrides_from(over))
+    if data.lower().endswith(".npz"):
+        _npz(loaded.model, data, as_json)
+        return
     if all_depths:
         _all_depths(loaded.model, data, degradation, as_json)
         return
@@ -71,4 +76,32 @@ def _all_depths(model, data: str, degradation: str, as_json: bool) -> None:
     for r in table.rows:
         t.add_row(str(r.depth), f"{r.psnr_y:.2f}", f"{r.psnr_y - full:+.2f}", f"{r.ssim_y:.4f}", f"{r.params:,}",
                   f"{r.gflops:.2f}")
+    console.print(t)
+
+
+def _npz(model, data: str, as_json: bool) -> None:
+    """The AIL release's protocol: MATLAB bicubic Y inputs from the npz, unrounded float Y-PSNR, scale px shaved."""
+    from ..errors import ConfigError
+    from ..evaluate import load_npz_y, npz_y_psnr
+
+    if model.channels != 1 or not model.pre_upsample:
+        raise ConfigError(f"an .npz of bicubic Y inputs is for Y-channel bicubic-input models (VDSR), not "
+                          f"{model.arch} with {model.channels} channels")
+    images = load_npz_y(data)
+    rows = [(name, npz_y_psnr(model, [(name, lr, gt)], model.scale)) for name, lr, gt in images]
+    mean = sum(v for _, v in rows) / len(rows)
+    if as_json:
+        print_json({"data": data, "scale": model.scale, "protocol": "npz bicubic Y, unrounded float, scale px "
+                    "shaved", "images": dict(rows), "mean_psnr_y": mean})
+        return
+    from rich.table import Table
+
+    t = Table(title=f"×{model.scale} on {data}", caption="AIL-release protocol: MATLAB bicubic Y input, output "
+              "clipped, unrounded float Y-PSNR, scale px shaved")
+    t.add_column("image")
+    t.add_column("Y-PSNR", justify="right")
+    for name, v in rows:
+        t.add_row(name, f"{v:.3f}")
+    t.add_section()
+    t.add_row("[bold]mean[/]", f"[bold]{mean:.3f}[/]")
     console.print(t)

@@ -37,7 +37,6 @@ from ..errors import InputError, SrCompressError, VerificationError
 STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
 #: a glibc malloc threshold (bytes) above which buffers are mmapped and handed back to the OS when freed
-MMAP_THRESHOLD = 1 << 20
 
 
 def proc_status() -> dict[str, int]:
@@ -145,7 +144,7 @@ def probe_model(path: str, *, shape: Sequence[int], device: str = "cpu", threads
     Adds ``footprint_bytes``: the highest run peak over the level before the model was opened (weights,
     runtime structures and input included) — the process's whole cost of serving this model.
     """
-    from .bench import model_kind, open_runner
+    from .runners import model_kind, open_runner
 
     kind = model_kind(Path(path))
     before = memory_level(device, kind)

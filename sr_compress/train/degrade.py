@@ -17,78 +17,17 @@ The three benchmark degradations (RDN, Zhang et al. 2018, whose data-preparation
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
+from ..imresize import check_image, imresize, mirror_indices
 
 DEGRADATIONS = ("bi", "bd", "dn")
 BLUR_SIZE = 7
 BLUR_SIGMA = 1.6
 NOISE_LEVEL = 30.0 / 255.0
-
-
-def _cubic(x: torch.Tensor) -> torch.Tensor:
-    """Keys' cubic convolution kernel with a = -0.5 (MATLAB's ``cubic``), support [-2, 2]."""
-    ax = x.abs()
-    ax2, ax3 = ax * ax, ax * ax * ax
-    near = (1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1)
-    far = (-0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0) * ((ax > 1) & (ax <= 2))
-    return near + far
-
-
-def _mirror(idx: torch.Tensor, n: int) -> torch.Tensor:
-    """0-based indices reflected at the borders with the edge pixel repeated (MATLAB's symmetric padding)."""
-    m = idx % (2 * n)
-    return torch.where(m < n, m, 2 * n - 1 - m)
-
-
-@lru_cache(maxsize=64)
-def _contributions(in_len: int, out_len: int, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """MATLAB imresize's ``contributions``: float64 weights, 0-based input indices, both (out_len, taps)."""
-    k = scale if scale < 1 else 1.0  # antialiasing: the kernel is stretched by 1/scale when downscaling
-    width = 4.0 / k
-    u = torch.arange(1, out_len + 1, dtype=torch.float64) / scale + 0.5 * (1.0 - 1.0 / scale)
-    left = torch.floor(u - width / 2.0)
-    idx = left[:, None] + torch.arange(math.ceil(width) + 2, dtype=torch.float64)
-    w = k * _cubic(k * (u[:, None] - idx))
-    w = w / w.sum(1, keepdim=True)
-    keep = (w != 0).any(0)
-    return w[:, keep].contiguous(), _mirror(idx[:, keep].long() - 1, in_len).contiguous()
-
-
-def _resize_dim(x: torch.Tensor, dim: int, scale: float) -> torch.Tensor:
-    """Resize ``x`` along ``dim`` (-1 or -2) to ``ceil(size·scale)`` with the MATLAB bicubic kernel."""
-    n = x.shape[dim]
-    w, idx = _contributions(n, math.ceil(n * scale), float(scale))
-    w = w.to(device=x.device, dtype=x.dtype)
-    idx = idx.to(x.device)
-    shape = (-1, 1) if dim == -2 else (-1,)
-    out = None
-    for t in range(idx.shape[1]):  # one gather per tap keeps memory at the output size
-        term = x.index_select(dim, idx[:, t]) * w[:, t].view(shape)
-        out = term if out is None else out + term
-    return out
-
-
-def _check_image(x: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() not in (3, 4):
-        desc = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise InputError(f"expected a float tensor (C,H,W) or (N,C,H,W), got {desc}")
-
-
-def imresize(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """MATLAB ``imresize(x, scale, 'bicubic')``: cubic a=-0.5, antialiased downscaling, symmetric borders.
-
-    ``x``: float (C,H,W) or (N,C,H,W), any range and float dtype (kept). Returns the same layout with spatial
-    size ``ceil(H·scale) × ceil(W·scale)``. Rows are resized before columns, as MATLAB does for equal scales.
-    """
-    _check_image(x)
-    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-        raise ConfigError(f"imresize scale must be a positive number, got {scale!r}")
-    return _resize_dim(_resize_dim(x, -2, scale), -1, scale)
 
 
 def mod_crop(img: torch.Tensor, scale: int) -> torch.Tensor:
@@ -115,7 +54,7 @@ def gaussian_kernel_1d(size: int, sigma: float, dtype: torch.dtype = torch.float
 
 def gaussian_blur(x: torch.Tensor, size: int = BLUR_SIZE, sigma: float = BLUR_SIGMA) -> torch.Tensor:
     """Separable Gaussian blur with replicate borders (MATLAB ``imfilter(x, fspecial(...), 'replicate')``)."""
-    _check_image(x)
+    check_image(x)
     batched = x if x.dim() == 4 else x.unsqueeze(0)
     c, p = batched.shape[1], size // 2
     g = gaussian_kernel_1d(size, sigma, x.dtype).to(x.device)
@@ -129,7 +68,7 @@ def nearest_downsample(x: torch.Tensor, scale: int) -> torch.Tensor:
     """MATLAB ``imresize(x, 1/scale, 'nearest')``: keeps pixel ``scale//2`` of every ``scale`` (0-based)."""
     def pick(n: int) -> torch.Tensor:
         idx = torch.arange(math.ceil(n / scale)) * scale + scale // 2
-        return _mirror(idx, n).to(x.device)
+        return mirror_indices(idx, n).to(x.device)
 
     return x.index_select(-2, pick(x.shape[-2])).index_select(-1, pick(x.shape[-1]))
 

@@ -453,9 +453,10 @@ class Trainer:
         self._last_loss, self._elapsed = float(loss), elapsed
         record = self._record(ctx, elapsed)
         c, done = self.config, ctx.step == self.config.steps
-        if (done or (c.val_every and ctx.step % c.val_every == 0)) and self.validate and ctx.rank == 0:
+        validated = bool((done or (c.val_every and ctx.step % c.val_every == 0)) and self.validate and ctx.rank == 0)
+        if validated:
             record.update(self._run_validation())
-        if done or ctx.step % c.log_every == 0:
+        if done or ctx.step % c.log_every == 0 or validated:  # every validation is kept in the history
             self.history.append(record)
             log.info("step %d/%d loss %.6g lr %.3g", ctx.step, c.steps, record["loss"], record["lr"])
         if done or (c.ckpt_every and ctx.step % c.ckpt_every == 0):

@@ -1,0 +1,59 @@
+"""Checkpoints: our format, the formats we import, and the code-free reader (docs/checkpoints.md).
+
+- :mod:`.format` — our format (``save_checkpoint``, ``model_from_dict``, ``LoadedModel``, provenance);
+- :mod:`.unpickle` — the restricted unpickler for pickled whole modules (security-critical, runs no code);
+- :mod:`.foreign` — detection and import of EDSR-PyTorch, BasicSR, MMagic and pytorch-vdsr weights;
+- this module — the entry points: :func:`read_raw` (any file, no code run) and :func:`load_checkpoint`.
+
+Our files are read with ``torch.load(weights_only=True)`` only; anything that needs more is read by
+:func:`.unpickle.restricted_load` or refused.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any
+
+import torch
+
+from ..errors import CheckpointError, first_line
+from ..fileio import require_file
+from .foreign import import_foreign
+from .format import FORMAT, LoadedModel, checkpoint_dict, model_from_dict, provenance_entry, save_checkpoint
+from .unpickle import restricted_load
+
+__all__ = ["FORMAT", "LoadedModel", "checkpoint_dict", "load_checkpoint", "model_from_dict", "provenance_entry",
+           "read_raw", "save_checkpoint"]
+
+
+def read_raw(path: str | os.PathLike) -> Any:
+    """Read any checkpoint file without running code: ``weights_only`` first, then the restricted reader."""
+    p = require_file(path, "checkpoint")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e):
+            raise CheckpointError(f"{p}: not a readable checkpoint ({first_line(e)})") from None
+    except Exception as e:  # torch's reader raises many types on garbage (KeyError, RuntimeError, EOFError…)
+        raise CheckpointError(f"{p}: not a readable checkpoint ({type(e).__name__}: {first_line(e)})") from None
+    return restricted_load(p)  # a pickled whole module: rebuild tensors without running code
+
+
+def load_checkpoint(path: str | os.PathLike, *, overrides: dict[str, Any] | None = None) -> LoadedModel:
+    """Load our format or a detected foreign one; ``overrides`` replaces guessed hparams (res_scale, scale…)."""
+    raw = read_raw(path)
+    if isinstance(raw, dict) and raw.get("format") == FORMAT:
+        data = dict(raw)
+        if overrides:
+            data["hparams"] = {**data["hparams"], **overrides}
+        model = model_from_dict(data, str(path))
+        extra = {k: v for k, v in raw.items()
+                 if k not in ("format", "arch", "hparams", "state_dict", "provenance")}
+        return LoadedModel(model, "srcompress", [], extra)
+    if isinstance(raw, dict) and str(raw.get("format", "")).startswith("srcompress/"):
+        raise CheckpointError(f"{path}: written by a newer srcompress ({raw['format']}); upgrade to read it")
+    loaded = import_foreign(raw, overrides=overrides or {}, where=str(path))
+    loaded.model.provenance = [provenance_entry("import", source=loaded.source, path=str(path),
+                                                guesses=loaded.guesses)]
+    return loaded
