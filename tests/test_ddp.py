@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
+from _torchrun import run_torchrun
 
 from sr_compress.models import build_model, tiny_hparams
 
-ROOT = Path(__file__).resolve().parents[1]
 HELPER = Path(__file__).with_name("_ddp_train.py")
 
 pytestmark = [
@@ -36,20 +32,7 @@ def _helper():
 def ddp_run(tmp_path_factory) -> Path:
     """One torchrun launch (2 CPU processes, gloo) training with the mean and then the sum reduction."""
     out = tmp_path_factory.mktemp("ddp")
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_PORT")}
-    env.update(OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(HELPER), str(out)]
-    # own process group, so a hang kills the launcher *and* its workers (no orphans left behind)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail("torchrun did not finish in 180 s: " + stderr[-2000:])
-    assert proc.returncode == 0, stdout[-2000:] + stderr[-4000:]
+    run_torchrun(HELPER, out)
     return out
 
 

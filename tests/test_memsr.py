@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
+from _torchrun import run_torchrun
 
 from sr_compress.errors import ConfigError
 from sr_compress.train.strategies import build_strategy
 from sr_compress.train.trainer import Trainer
 
 HERE = Path(__file__).parent
-ROOT = HERE.parent
 
 
 def _helper():
@@ -107,19 +103,7 @@ def test_train_model_passes_checkpoint_extra(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo backend")
 def test_ddp_with_bridges_equals_single_process(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_PORT")}
-    env.update(OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(HERE / "_ddp_memsr.py"), str(tmp_path / "ddp")]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail("torchrun did not finish in 180 s: " + stderr[-2000:])
-    assert proc.returncode == 0, stdout[-2000:] + stderr[-4000:]
+    run_torchrun(HERE / "_ddp_memsr.py", tmp_path / "ddp")
     ddp = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
     single, strat = H.run(str(tmp_path / "single"))
     assert ddp["train_state"]["world_size"] == 2
