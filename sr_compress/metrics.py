@@ -1,6 +1,6 @@
 """Image quality (PSNR, SSIM) in the SR field's evaluation convention, and model cost (MACs, parameters).
 
-Quality (METHODS.md §7, docs/metrics.md): images are float (C,H,W) or (1,C,H,W) in [0,1], C = 3 (RGB) or 1
+Quality (docs/metrics.md): images are float (C,H,W) or (1,C,H,W) in [0,1], C = 3 (RGB) or 1
 (already the Y channel). Both images are clipped to [0,1]; with ``y=True`` RGB is converted to BT.601 Y
 (MATLAB ``rgb2ycbcr``); with ``quantize=True`` every image that is measured is rounded to 8 bits first — RGB
 before the conversion and Y after it, exactly as MATLAB's uint8 pipeline does; ``crop`` pixels are removed at

@@ -1,4 +1,4 @@
-"""MemSR stage 2: the winning initialisation of a thin plain student (Algorithm 1; METHODS.md §5b).
+"""MemSR stage 2: the winning initialisation of a thin plain student (Algorithm 1; docs/plainify.md).
 
 For every step of the teacher's plain equivalent (:mod:`.plainify`) except the last body step, the states it
 carries (skip tensors and branch activations — the *linear* states, whichever realisation scheme is used) are

@@ -1,6 +1,6 @@
 """Latency and peak memory of .onnx (onnxruntime) and .pt (PyTorch) models, measured the honest way.
 
-Method (``/work/shared/PERF.md``, ``docs/benchmarks.md``):
+Method (``docs/benchmarks.md``):
 
 * **Latency**: every model is opened in this process, warmed up, then timed one run at a time, interleaved
   A B A B …, so a noisy neighbour hits every model alike; median, p90 and min per model and the median ratio

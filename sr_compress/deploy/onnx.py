@@ -210,7 +210,7 @@ def finalize(graph: onnx.ModelProto, model: SRModel, profile: tiling.TileProfile
 # -- validation ---------------------------------------------------------------------------------------------
 
 
-OPT_LEVEL = "ORT_ENABLE_ALL"  # blocked channel layout: 1.7× faster than BASIC/EXTENDED on CPU (PERF.md)
+OPT_LEVEL = "ORT_ENABLE_ALL"  # blocked channel layout: 1.7× faster than BASIC/EXTENDED on CPU (docs/benchmarks.md)
 
 
 def session_options(threads: int | None = None, *, arena: bool = True, mem_pattern: bool = False) -> Any:
@@ -232,7 +232,7 @@ def session_options(threads: int | None = None, *, arena: bool = True, mem_patte
 
 def ort_session(model: bytes | str | os.PathLike, *, threads: int | None = None,
                 low_memory: bool = False) -> Any:
-    """An onnxruntime CPU session with this project's settings (PERF.md): optimisation level ALL, memory
+    """An onnxruntime CPU session with this project's settings (docs/benchmarks.md): optimisation level ALL, memory
     pattern off (it makes the second run allocate on top of the first); ``low_memory`` turns the arena off."""
     import onnxruntime as ort
 

@@ -16,9 +16,9 @@ from typing import Any
 from ..errors import ConfigError, InputError
 from ..fileio import require_file
 
-#: glibc malloc threshold of the ``lowmem`` preset: frees above 1 MB go back to the OS at once (PERF.md)
+#: glibc malloc threshold of the ``lowmem`` preset: frees above 1 MB go back to the OS at once (docs/benchmarks.md)
 MMAP_THRESHOLD = 1 << 20
-#: onnxruntime session settings by name; ``lowmem`` is the default (lowest peak, PERF.md).
+#: onnxruntime session settings by name; ``lowmem`` is the default (lowest peak, docs/benchmarks.md).
 ORT_PRESETS: dict[str, dict[str, Any]] = {
     "lowmem": {"enable_cpu_mem_arena": False, "enable_mem_pattern": False,
                "malloc_mmap_threshold": MMAP_THRESHOLD},

@@ -3,7 +3,7 @@
 A tile of the network's input, grown on every side by a halo of at least the receptive radius, holds
 everything its centre's outputs depend on, so the stitched result equals whole-image inference up to
 floating-point reassociation (a conv kernel may pick another algorithm per size; ≤ 1e-5 in practice). Peak
-activation memory falls with the tile area (PERF.md: 2×2 tiles of the plain ×4 chain, 49 MB instead of 67 MB,
+activation memory falls with the tile area (docs/benchmarks.md: 2×2 tiles of the plain ×4 chain, 49 MB instead of 67 MB,
 at 1.46× the time).
 
 Import policy: this module imports only numpy at module level, so the torch-free runner ``export/run.py``
@@ -113,7 +113,8 @@ def tile_for_memory(model_or_graph: Any, max_bytes: float) -> int:
     """Largest square tile (input px) whose estimated activation memory, halo included, fits ``max_bytes``.
 
     Estimate: ``(tile + 2·halo)² · bytes_per_px`` — the widest layer's input + output in float32 at batch 1.
-    Weights and the runtime's own overhead (ORT arena, allocator slack; PERF.md) are not included: leave room.
+    Weights and the runtime's own overhead (ORT arena, allocator slack; docs/benchmarks.md) are not included:
+    leave room.
     ``model_or_graph``: SRModel, ONNX ModelProto, onnxruntime session of an srcompress export, or TileProfile.
     """
     prof = tile_profile(model_or_graph)

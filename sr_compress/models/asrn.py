@@ -1,6 +1,6 @@
 """ASRN (adjustable-depth SR): Multi-scale Aggregation Blocks and one upsampler shared by every depth.
 
-No public code exists; the layout follows the paper as written in METHODS.md §6 and docs/asrn.md, and the
+No public code exists; the layout follows the paper as docs/asrn.md describes it, and the
 details the paper leaves open are our choices (marked "ours" below and in docs/asrn.md).
 """
 

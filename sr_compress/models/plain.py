@@ -71,7 +71,7 @@ class PlainSR(SRModel):
     def __init__(self, scale: int = 2, layers: Sequence[Any] | None = None, channels: int = 3, n_tail: int = 1,
                  img_range: float = 1.0, rgb_mean: Sequence[float] | None = None) -> None:
         scale = check_scale(scale)
-        if layers is None:  # the 35-conv plain student of MemSR / PERF.md: 34 × (conv 64 + ReLU), conv + shuffle
+        if layers is None:  # MemSR's 35-conv plain student (docs/benchmarks.md): 34 × (conv 64 + ReLU), conv + shuffle
             layers = plain_layers(34, 64, scale, channels)
         specs = [_normalise(layer) for layer in layers]
         if len(specs) < n_tail + 1 or n_tail < 1:

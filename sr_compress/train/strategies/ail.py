@@ -1,4 +1,4 @@
-"""AIL — adaptive importance learning (AIL paper; maths and constants: METHODS.md §2).
+"""AIL — adaptive importance learning (AIL paper; maths, constants and our choices: docs/strategies.md).
 
 Every pixel (every element: pixel and channel for RGB models) gets an importance ``w ∈ [0, 1]`` that
 multiplies prediction and target, ``loss = l(w·S(x), w·y)`` (effective weight w² for MSE):

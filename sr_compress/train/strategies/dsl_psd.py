@@ -1,4 +1,4 @@
-"""ASRN's training objective: deep supervision (DSL) and progressive self-distillation (PSD), METHODS.md §6.
+"""ASRN's training objective: deep supervision (DSL) and progressive self-distillation (PSD), docs/asrn.md.
 
 ``L = L_routine + L_DSL + λ·L_PSD`` on a multi-depth model (``ctx.forward_depths``): ``L_routine`` is the pixel
 loss of the full-depth output, ``L_DSL`` the mean pixel loss of the intermediate outputs (the shared upsampler

@@ -1,4 +1,4 @@
-"""MemSR's initialisation-aware feature distillation (METHODS.md §5c; docs/plainify.md).
+"""MemSR's initialisation-aware feature distillation (docs/plainify.md).
 
 ``loss = L1(S(x), y) + c_e · mean_i MSE(M_i(F_i^S), F_i^T)`` over the student layers that have a bridge — every
 decomposed layer, i.e. all but the last two features (the last body layer, kept at teacher width, and the

@@ -1,4 +1,4 @@
-"""PSPL — pixel-level self-paced learning (PSPL paper; maths and constants: METHODS.md §4).
+"""PSPL — pixel-level self-paced learning (PSPL paper; maths, constants and our choices: docs/strategies.md).
 
 ``m_s = SSIM(SR, HR)`` per pixel and channel (:func:`~sr_compress.train.losses.training_ssim_map`, detached),
 attention ``m_a = γ·exp(−((m_s − μ)/δ)²)`` with ``δ = α·age + β``, loss ``L1(m_a·SR, m_a·HR)``. ``age`` is the trainer's
