@@ -185,6 +185,16 @@ def test_cli_export_default_output_and_json(invoke, checkpoint):
     assert code == 0 and data["is_plain"] and not data["simplified"] and data["max_err_real"] < 1e-5
 
 
+def test_cli_export_check_only_validates_and_writes_nothing(invoke, checkpoint):
+    before = set(checkpoint.parent.iterdir())
+    code, out, err = invoke("export", checkpoint, "--check-only")
+    assert code == 0, err
+    assert "checked only, nothing written" in out and "max |ORT - PyTorch|" in out and "plain" in out
+    assert set(checkpoint.parent.iterdir()) == before
+    code, out, _ = invoke("export", checkpoint, "--check-only", "--json")
+    assert code == 0 and json.loads(out)["path"] is None and json.loads(out)["is_plain"]
+
+
 def test_cli_export_refuses_to_overwrite(invoke, checkpoint):
     assert invoke("export", checkpoint)[0] == 0
     code, _, err = invoke("export", checkpoint)

@@ -19,8 +19,9 @@ from ._common import (
 
 @click.command("export")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--onnx", "to_onnx", is_flag=True, default=True,
-              help="Export to ONNX (the only format for now, and the default).")
+@click.option("--onnx/--check-only", "to_onnx", default=True,
+              help="Write the ONNX file (default), or only export, simplify and validate it in a temporary "
+                   "folder and report (nothing is written).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Output .onnx file [default: MODEL with the .onnx suffix].")
 @click.option("--opset", type=click.IntRange(11, 21), default=17, show_default=True, help="ONNX opset.")
@@ -43,8 +44,9 @@ def export(model: str, to_onnx: bool, output: str | None, opset: int, tolerance:
     the plain-graph check is reported (and enforced for models that declare themselves plain).
 
     \b
-    Example:
+    Examples:
       srcompress export student.pt --onnx -o student.onnx
+      srcompress export student.pt --check-only          # would it export, validate and be plain?
     """
     from ..checkpoint import load_checkpoint
     from ..deploy.onnx import export_onnx
@@ -53,8 +55,15 @@ def export(model: str, to_onnx: bool, output: str | None, opset: int, tolerance:
     loaded = load_checkpoint(model, overrides=overrides_from(over))
     show_guesses(loaded.guesses)
     out = Path(output) if output else Path(model).with_suffix(".onnx")
-    report = export_onnx(loaded.model, out, opset=opset, simplify=not no_simplify, tolerance=tolerance,
-                         force=force, inputs=(model,), seed=seed, halo=halo)
+    kw = dict(opset=opset, simplify=not no_simplify, tolerance=tolerance, seed=seed, halo=halo)
+    if to_onnx:
+        report = export_onnx(loaded.model, out, force=force, inputs=(model,), **kw)
+    else:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="srcompress-check-") as tmp:
+            report = export_onnx(loaded.model, Path(tmp) / out.name, **kw)
+        report.path = None  # nothing was written
     if as_json:
         print_json(report.to_dict())
     else:
@@ -64,7 +73,7 @@ def export(model: str, to_onnx: bool, output: str | None, opset: int, tolerance:
 def _render(r) -> None:
     from rich.table import Table
 
-    ops = Table(title=f"{r.path}  (opset {r.opset})")
+    ops = Table(title=f"{r.path or 'check only'}  (opset {r.opset})")
     ops.add_column("op")
     ops.add_column("before", justify="right")
     ops.add_column("after", justify="right")
@@ -78,8 +87,8 @@ def _render(r) -> None:
                   f"(tolerance {r.tolerance:.0e}; inputs {shapes})")
     verdict = "[green]plain[/]" if r.is_plain else "[yellow]not plain[/]"
     console.print(f"{verdict}: {r.plain_reason}")
-    console.print(f"receptive radius {r.receptive_radius} px (the tiling halo); wrote {r.path} "
-                  f"in {r.seconds:.1f} s")
+    done = f"wrote {r.path}" if r.path is not None else "checked only, nothing written"
+    console.print(f"receptive radius {r.receptive_radius} px (the tiling halo); {done} in {r.seconds:.1f} s")
 
 
 def _err(e: float | None) -> str:
