@@ -109,6 +109,10 @@ class StageContext:
             p = self.recipe.source.parent / p
         return p
 
+    def data(self, ref: str) -> str:
+        """A stage's ``data`` value as the loaders take it: "default", or the folder resolved like any path."""
+        return ref if ref == "default" else str(self.resolve(ref))
+
     @property
     def seed(self) -> int:
         return self.recipe.seed
@@ -233,8 +237,10 @@ def code_digest() -> str:
 def _input_digest(ref: str, ctx: StageContext, keys: dict[str, str], hasher: ContentHasher) -> str:
     """An input's identity: the key of the stage it names ("@id"), the contents of the default data
     ("default"), of a file or of every file in a folder; a path that does not exist is keyed by its name."""
-    if ref.startswith("@"):
-        return keys.get(ref[1:], ref)
+    if ref.startswith("@"):  # the stage's key and its artifact's content (a regenerated artifact counts)
+        artifact = ctx.artifacts.get(ref[1:])
+        content = hasher.file(artifact) if artifact is not None and artifact.is_file() else "none"
+        return f"{keys.get(ref[1:], ref)}:{content}"
     if ref == "default":
         return default_data_digest(hasher)
     p = ctx.resolve(ref)

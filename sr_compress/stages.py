@@ -41,14 +41,16 @@ def train_stage(p: TrainParams, ctx: StageContext) -> StageOutput:
     if (p.arch is None) == (p.init is None):
         raise ConfigError(f"stage {ctx.stage.id}: give exactly one of arch (new model) or init (a checkpoint)")
     config = TrainConfig.from_dict({"seed": ctx.seed, **p.train})
+    extra: dict[str, Any] = {}
     if p.arch is not None:
         model = new_model(p.arch, scale=p.scale, hparams=p.hparams, seed=config.seed)
     else:
-        model = load_model(ctx.resolve(p.init)).model
+        loaded = load_model(ctx.resolve(p.init))
+        model, extra = loaded.model, loaded.extra  # e.g. plainify's bridges for strategy memsr
     teacher = load_model(ctx.resolve(p.teacher)).model if p.teacher else None
-    out = train_model(model, out=ctx.folder / "model.pt", config=config, data=p.data, degradation=p.degradation,
-                      strategy=p.strategy, strategy_options=p.strategy_options, teacher=teacher, force=True,
-                      progress=ctx.progress)
+    out = train_model(model, out=ctx.folder / "model.pt", config=config, data=ctx.data(p.data),
+                      degradation=p.degradation, strategy=p.strategy, strategy_options=p.strategy_options,
+                      teacher=teacher, student_extra=extra, force=True, progress=ctx.progress)
     return StageOutput(out.path, {"steps": out.steps, "final_loss": out.final_loss})
 
 
@@ -90,7 +92,7 @@ def finetune_stage(p: FinetuneParams, ctx: StageContext) -> StageOutput:
     out = finetune(ctx.resolve(p.model), out=ctx.folder / "model.pt", config=p.config(ctx.seed),
                    strategy=p.strategy, strategy_options=p.strategy_options,
                    teacher=ctx.resolve(p.teacher) if p.teacher else None, teacher_scale=p.teacher_scale,
-                   data=p.data, degradation=p.degradation, force=True, progress=ctx.progress)
+                   data=ctx.data(p.data), degradation=p.degradation, force=True, progress=ctx.progress)
     return StageOutput(out.path, {"steps": out.steps, "final_loss": out.final_loss})
 
 
@@ -109,7 +111,7 @@ class EvalParams:
 def eval_stage(p: EvalParams, ctx: StageContext) -> StageOutput:
     from .workflows import evaluate, load_model
 
-    reports = evaluate(load_model(ctx.resolve(p.model)).model, data=p.data, degradation=p.degradation,
+    reports = evaluate(load_model(ctx.resolve(p.model)).model, data=ctx.data(p.data), degradation=p.degradation,
                        with_bicubic=p.bicubic, label=p.model.lstrip("@"),
                        crops=ctx.folder / "crops.png" if p.crops else None, force=True)
     path = ctx.folder / "eval.json"
@@ -230,6 +232,10 @@ class ReportParams:
     degradation: str = "bi"
     title: str = "srcompress pipeline"
 
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ValueError("models: give at least one model (the first is the reference)")
+
 
 @register_stage("report", ReportParams, inputs=("models", "bench", "data"))
 def report_stage(p: ReportParams, ctx: StageContext) -> StageOutput:
@@ -240,9 +246,13 @@ def report_stage(p: ReportParams, ctx: StageContext) -> StageOutput:
     models = {Path(str(m).lstrip("@")).stem: load_model(ctx.resolve(str(m))).model for m in p.models}
     bench = None
     if p.bench:
-        bench = BenchResult.from_dict(json.loads((ctx.resolve(p.bench).parent / "report.json").read_text()))
-    rep = pipeline_report(models, ctx.folder, bench=bench, data=p.data, degradation=p.degradation, title=p.title,
-                          force=True)
+        report = ctx.resolve(p.bench).parent / "report.json"
+        if not report.is_file():
+            raise ConfigError(f"stage {ctx.stage.id}: bench = {p.bench!r} has no report.json beside it "
+                              "(name a bench stage)")
+        bench = BenchResult.from_dict(json.loads(report.read_text()))
+    rep = pipeline_report(models, ctx.folder, bench=bench, data=ctx.data(p.data), degradation=p.degradation,
+                          title=p.title, force=True)
     return StageOutput(ctx.folder / "report.md", {r.label: round(r.psnr_y, 3) for r in rep.rows})
 
 
@@ -275,7 +285,7 @@ def plainify_stage(p: PlainifyParams, ctx: StageContext) -> StageOutput:
                             "exact_only": p.exact_only, "scheme": p.scheme, "tail": p.tail, "round_to": p.round_to,
                             "seed": ctx.seed}
     if not p.exact_only:
-        opts.update(size=parse_size(p.size), data=None if p.data == "default" else p.data, patches=p.patches,
+        opts.update(size=parse_size(p.size), data=None if p.data == "default" else ctx.data(p.data), patches=p.patches,
                     patch_size=p.patch_size, shift_coef=p.shift_coef)
     out = plainify_file(ctx.resolve(p.teacher), ctx.folder / "model.pt", force=True, **opts)
     rep = out.report

@@ -53,7 +53,7 @@ def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Pat
                 teacher: SRModel | None = None, student_extra: dict[str, Any] | None = None,
                 resume: bool = False, force: bool = False,
                 progress: Callable[[dict], None] | None = None, stage: str = "train",
-                record: dict[str, Any] | None = None) -> TrainOutcome:
+                record: dict[str, Any] | None = None, inputs: tuple = ()) -> TrainOutcome:
     """Train ``model`` with the one trainer and save it (our format) to ``out``.
 
     ``config`` is a :class:`sr_compress.train.trainer.TrainConfig`. With ``resume`` the run continues from
@@ -61,6 +61,7 @@ def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Pat
     checkpoint ``model`` came from (``LoadedModel.extra``), handed to the strategy before training.
     ``teacher``: given exactly when the strategy uses one (same scale and colour space), else ConfigError.
     The output's provenance gets one ``stage`` entry (strategy, options, data, budget, seed, plus ``record``).
+    ``inputs``: files the model or teacher came from; ``out`` may never be one of them, not even with ``force``.
     """
     import time
 
@@ -69,7 +70,8 @@ def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Pat
     from .train.trainer import Trainer, check_teacher
 
     out = Path(out)
-    check_output(out, force=force or resume)
+    inputs = tuple(str(i) for i in inputs if i is not None)
+    check_output(out, inputs=inputs, force=force or resume)
     strat = build_strategy(strategy, **(strategy_options or {}))
     check_teacher(strat, model, teacher)  # before the images are read: a wrong call fails at once
     work = work_dir_for(out)
@@ -94,7 +96,7 @@ def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Pat
         degradation=degradation, steps=config.steps, batch_size=config.batch_size, patch_size=config.patch_size,
         lr=config.lr, seed=config.seed, **(record or {}))]
     if is_main_process():
-        save_checkpoint(trained, out, force=True)
+        save_checkpoint(trained, out, force=True, inputs=inputs)
     return TrainOutcome(out, trained, config.steps, float(result.final_loss), time.perf_counter() - t0,
                         list(result.history))
 
@@ -126,7 +128,7 @@ def finetune(student: str | Path, *, out: str | Path, config: Any, strategy: str
     record = {"student": file_identity(student), "teacher": file_identity(teacher) if teacher is not None else None}
     return train_model(loaded.model, out=out, config=config, data=data, degradation=degradation, strategy=strategy,
                        strategy_options=strategy_options, teacher=t, student_extra=loaded.extra, resume=resume,
-                       force=force, progress=progress, stage="finetune", record=record)
+                       force=force, progress=progress, stage="finetune", record=record, inputs=tuple(inputs))
 
 
 def is_main_process() -> bool:

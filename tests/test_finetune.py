@@ -183,3 +183,26 @@ def test_val_every_validates_during_training(invoke, tmp_path):
 
     history = read_raw(tmp_path / "c.train" / "last.pt")["train_state"]["history"]
     assert "val_psnr" in history[-1]
+
+
+def test_train_never_writes_over_its_own_input(invoke, tmp_path):
+    from sr_compress.checkpoint import save_checkpoint
+    from sr_compress.workflows import new_model
+
+    m = save_checkpoint(new_model("edsr", scale=2, hparams={"n_feats": 4, "n_blocks": 1}), tmp_path / "m.pt")
+    before = m.read_bytes()
+    code, _, err = invoke("train", "--init", m, "--steps", "1", "--batch-size", "2", "--patch-size", "24",
+                          "-o", m, "--force")
+    assert code == 2 and "input" in err and m.read_bytes() == before
+
+
+@pytest.mark.parametrize("arch", ["vdsr", "fsrcnn", "asrn"])
+def test_val_every_works_for_y_and_multi_depth_models(arch, tmp_path):
+    from sr_compress.models import tiny_hparams
+    from sr_compress.train.trainer import TrainConfig
+    from sr_compress.workflows import new_model, train_model
+
+    hp = {k: v for k, v in tiny_hparams(arch, 2).items() if k != "scale"}
+    out = train_model(new_model(arch, scale=2, hparams=hp), out=tmp_path / "m.pt",
+                      config=TrainConfig(steps=2, batch_size=2, patch_size=24, val_every=1, ckpt_every=0))
+    assert len([h for h in out.history if "val_psnr" in h]) == 2

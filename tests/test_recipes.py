@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +171,23 @@ def test_one_duplicate_policy_for_every_registry():
         deco = register(name) if register is not register_stage else register(name, EchoParams)
         with pytest.raises(ValueError, match="registered twice"):
             deco(type("Dup", (), {}))
+
+
+def test_data_folders_resolve_relative_to_the_recipe(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from sr_compress.checkpoint import save_checkpoint
+    from sr_compress.models import build_model
+
+    (tmp_path / "imgs").mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), np.uint8)).save(tmp_path / "imgs" / "a.png")
+    save_checkpoint(build_model("edsr", scale=2, n_feats=4, n_blocks=1), tmp_path / "m.pt")
+    (tmp_path / "r.toml").write_text('out = "run"\n[[stage]]\nkind = "eval"\nmodel = "m.pt"\ndata = "imgs"\n'
+                                     'crops = false\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # run from another folder: the paths still mean the recipe's
+    res = run_recipe(load_recipe(tmp_path / "r.toml"))
+    assert res[0].status == "ran"
+    assert json.loads(Path(res[0].artifact).read_text())[0]["images"][0]["name"] == "a"

@@ -224,3 +224,19 @@ def test_cli_baseline_gate(invoke, tmp_path, tiny_onnx):
     assert code == 2 and "not a bench report.json" in err
     code, _, err = invoke(*args, "--baseline", base, "--max-regression", "latency")
     assert code == 2 and "METRIC=PCT" in err
+
+
+def test_cli_baseline_json_is_one_document_and_options_are_checked_first(invoke, tmp_path, tiny_onnx):
+    args = ["bench", tiny_onnx, "--size", "48x32", "--runs", "1", "--warmup", "0", "--threads", "1", "--no-memory"]
+    code, out, err = invoke(*args, "--json")
+    assert code == 0, err
+    base = tmp_path / "base.json"
+    base.write_text(out)
+    code, out, err = invoke(*args, "--json", "--baseline", base, "--max-regression", "latency_ms=100000")
+    assert code == 0, err
+    data = json.loads(out)  # one document
+    assert data["models"] and data["baseline"]["regressions"] == 0
+    code, out, err = invoke(*args, "--max-regression", "latency_ms=5")
+    assert code == 2 and "give --baseline" in err and out == ""  # refused before measuring
+    code, out, err = invoke(*args, "--baseline", base, "--max-regression", "memory=5")
+    assert code == 2 and "unknown metric(s) memory" in err and out == ""

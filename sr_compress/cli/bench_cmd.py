@@ -56,6 +56,7 @@ def bench(models: tuple[str, ...], as_json: bool, **opts: Any) -> None:
     budgets = load_budgets(opts["budget"]) if opts["budget"] else None
     baseline = load_baseline(opts["baseline"]) if opts["baseline"] else None
     allowed = _parse_pairs(opts["max_regression"], "--max-regression", "METRIC=PCT (e.g. latency_ms=15)")
+    _check_regression_options(allowed, baseline)
     if opts["report_dir"]:
         check_report_dir(opts["report_dir"], inputs=models, force=opts["force"])
     settings = _settings(opts, budgets.defaults if budgets else None)
@@ -64,11 +65,18 @@ def bench(models: tuple[str, ...], as_json: bool, **opts: Any) -> None:
     with err_console.status("benchmarking…"):
         result = bench_models(list(models), memory=not opts["no_memory"], channels_last=opts["channels_last"],
                               command=command, **settings)
-    if as_json:
-        print_json(result.to_dict())
+    cmp = _compare(result, baseline, opts["baseline"], allowed)
+    if as_json:  # one JSON document: the result, and the comparison when there is a baseline
+        print_json({**result.to_dict(), **({"baseline": cmp.to_dict()} if cmp is not None else {})})
     else:
         bench_table(result, psnr)
-    cmp = _compare(result, baseline, opts["baseline"], allowed, quiet=as_json)
+        if cmp is not None:
+            from rich.markdown import Markdown
+
+            from ..deploy.report import baseline_markdown
+            from ._common import console
+
+            console.print(Markdown(baseline_markdown(cmp)))
     if opts["report_dir"]:
         files = write_report(result, opts["report_dir"], psnr, force=opts["force"], baseline=cmp)
         err_console.print(f"report: {files.markdown}, {files.json}, {files.png}")
@@ -81,21 +89,26 @@ def bench(models: tuple[str, ...], as_json: bool, **opts: Any) -> None:
             f"{d.model} {d.metric} {d.change_pct:+.1f}% > +{d.allowed_pct:g}%" for d in cmp.regressions[:3]))
 
 
-def _compare(result: Any, baseline: Any, where: str | None, allowed: dict[str, float], quiet: bool) -> Any:
+def _check_regression_options(allowed: dict[str, float], baseline: Any) -> None:
+    """Before anything is measured: --max-regression needs --baseline and known metric names."""
+    from ..deploy.report import BASELINE_METRICS
+    from ..errors import ConfigError
+
+    if allowed and baseline is None:
+        raise ConfigError("--max-regression applies to a comparison: give --baseline old/report.json too")
+    unknown = sorted(set(allowed) - set(BASELINE_METRICS))
+    if unknown:
+        raise ConfigError(f"--max-regression: unknown metric(s) {', '.join(unknown)}; "
+                          f"choose from {', '.join(BASELINE_METRICS)}")
+
+
+def _compare(result: Any, baseline: Any, where: str | None, allowed: dict[str, float]) -> Any:
     if baseline is None:
         return None
-    from ..deploy.report import baseline_markdown, compare_to_baseline
+    from ..deploy.report import compare_to_baseline
 
     cmp = compare_to_baseline(result, baseline, allowed)
     cmp.baseline = str(where)
-    if quiet:
-        print_json({"baseline": cmp.to_dict()})
-    else:
-        from rich.markdown import Markdown
-
-        from ._common import console
-
-        console.print(Markdown(baseline_markdown(cmp)))
     return cmp
 
 

@@ -53,7 +53,8 @@ def train(arch: str | None, init: str | None, scale: int, hparams: tuple[str, ..
     with training_progress() as progress:
         out = train_model(model, out=output, config=config, data=data, degradation=degradation,
                           strategy=strategy, strategy_options=parse_pairs(opts, "--opt"), teacher=t,
-                          student_extra=extra_entries, resume=resume, force=force, progress=progress)
+                          student_extra=extra_entries, resume=resume, force=force, progress=progress,
+                          inputs=(init, teacher))
     if is_main_process():
         console.print(f"trained {out.model.arch} ×{out.model.scale} for {out.steps} steps in {out.seconds:.0f} s "
                       f"(final loss {out.final_loss:.4g}) → {out.path}")

@@ -80,7 +80,9 @@ def slim(model: SRModel, rho: float, *, select: str = "l1", init: str = "copy", 
     if init == "copy":
         _copy_kept(model, new, groups, keep)
         if calibrate:
+            was_training = model.training
             gains = calibrate_gains(model.eval(), new, groups, keep, calibration_batch(model, seed=seed))
+            model.train(was_training)  # the input model is left as it was
     new.eval()
     params = {"rho": rho, "select": select, "init": init, "round_to": round_to, "seed": seed,
               "calibrate": calibrate}

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from ..fileio import atomic_write, atomic_write_text, check_output
 from ..models import SRModel, count_params
 from .bench import BenchResult, ModelBench
@@ -64,7 +65,13 @@ def pipeline_report(models: Mapping[str, SRModel], out_dir: str | os.PathLike, *
     names = ("report.md", "report.json", "report.png", "crops.png")
     for n in names:
         check_output(out / n, force=force)
+    if not models:
+        raise ConfigError("the report needs at least one model (the first is the reference)")
     scale = next(iter(models.values())).scale
+    other = [label for label, m in models.items() if m.scale != scale]
+    if other:
+        raise ConfigError(f"every model of a report must have the reference's scale ×{scale}; "
+                          f"{', '.join(other)} differ")
     pairs = eval_pairs_for(data, scale, degradation)
     reports = [evaluate_model(m, pairs, method=label, keep_outputs=True) for label, m in models.items()]
     bicubic = evaluate_bicubic(pairs, scale, keep_outputs=True)
@@ -127,6 +134,7 @@ def report_markdown(rep: PipelineReport) -> str:
         if r.peak_mb and first.peak_mb:
             parts.append(f"peak memory ×{r.peak_mb / first.peak_mb:.3f}")
         lines.append(f"- {r.label}: " + ", ".join(parts))
-    lines += ["", "![latency, memory, PSNR vs memory](report.png)", "",
-              "Crops (bicubic | each student | the reference | HR):", "", "![crops](crops.png)", ""]
+    if rep.bench_settings:
+        lines += ["", "![latency, memory, PSNR vs memory](report.png)"]
+    lines += ["", "Crops (bicubic | each student | the reference | HR):", "", "![crops](crops.png)", ""]
     return "\n".join(lines)

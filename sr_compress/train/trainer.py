@@ -561,11 +561,16 @@ def psnr_validator(pairs: Sequence[Any], *, y: bool = True, name: str = "val_psn
 
     def validate(model: SRModel) -> dict[str, float]:
         dev = next(model.parameters()).device
-        vals = [float(psnr(super_resolve(model, p.lr.to(dev)).cpu(), p.hr.cpu(), crop=model.scale, y=y))
+        vals = [float(psnr(super_resolve(model, _batched(p.lr).to(dev)).cpu(), p.hr.cpu(), crop=model.scale, y=y))
                 for p in pairs]
         return {name: sum(vals) / len(vals)}
 
     return validate
+
+
+def _batched(x: torch.Tensor) -> torch.Tensor:
+    """(C,H,W) → (1,C,H,W); batches unchanged (eval pairs hold single images)."""
+    return x.unsqueeze(0) if x.dim() == 3 else x
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------------
