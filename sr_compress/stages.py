@@ -188,8 +188,12 @@ def bench_stage(p: BenchParams, ctx: StageContext) -> StageOutput:
     from .workflows import parse_size
 
     paths = [ctx.resolve(str(m)) for m in p.models]
+    # every checkpoint stage writes model.pt: name those entries by their stage id; exports keep their stems
+    labels = [str(m)[1:] if str(m).startswith("@") and path.name == "model.pt" else path.stem
+              for m, path in zip(p.models, paths, strict=True)]
     result = bench_models(paths, device=p.device, size=parse_size(p.size), threads=p.threads, runs=p.runs,
-                          warmup=p.warmup, rounds=p.rounds, memory=p.memory, tune_malloc=False)
+                          warmup=p.warmup, rounds=p.rounds, memory=p.memory, tune_malloc=False,
+                          labels=labels if len(set(labels)) == len(labels) else None)
     files = write_report(result, ctx.folder, force=True)
     if p.budget:
         bad = check_budgets(result, ctx.resolve(p.budget))

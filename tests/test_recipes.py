@@ -191,3 +191,18 @@ def test_data_folders_resolve_relative_to_the_recipe(tmp_path, monkeypatch):
     res = run_recipe(load_recipe(tmp_path / "r.toml"))
     assert res[0].status == "ran"
     assert json.loads(Path(res[0].artifact).read_text())[0]["images"][0]["name"] == "a"
+
+
+def test_bench_stage_names_checkpoint_artifacts_by_stage_id(tmp_path):
+    from sr_compress.checkpoint import save_checkpoint
+    from sr_compress.models import build_model
+
+    save_checkpoint(build_model("edsr", scale=2, n_feats=4, n_blocks=1), tmp_path / "t.pt")
+    data = {"out": str(tmp_path / "run"), "stage": [
+        {"id": "wide", "kind": "slim", "model": str(tmp_path / "t.pt"), "rho": 0.25},
+        {"id": "thin", "kind": "slim", "model": str(tmp_path / "t.pt"), "rho": 0.5},
+        {"id": "b", "kind": "bench", "models": ["@wide", "@thin"], "size": "32x24", "runs": 1, "warmup": 0,
+         "memory": False}]}
+    res = run_recipe(parse_recipe(data, source=tmp_path / "r.toml"))
+    report = json.loads((Path(res[-1].artifact).parent / "report.json").read_text())
+    assert [m["name"] for m in report["models"]] == ["wide", "thin"]  # both files are model.pt

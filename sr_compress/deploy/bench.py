@@ -364,15 +364,19 @@ class _Entry:
 
 
 def plan_entries(paths: Sequence[str | os.PathLike], *, size: tuple[int, int], scale: int | None,
-                 presets: Sequence[str]) -> list[_Entry]:
-    """One entry per .pt model and per (.onnx model, ORT preset), with its input shape and graph cost."""
+                 presets: Sequence[str], labels: Sequence[str] | None = None) -> list[_Entry]:
+    """One entry per .pt model and per (.onnx model, ORT preset), with its input shape and graph cost.
+    ``labels``: the models' names in the results (default: file stems, or file names where stems repeat)."""
     for p in presets:
         preset_options(p)
+    if labels is not None and len(labels) != len(paths):
+        raise ConfigError(f"{len(labels)} labels for {len(paths)} models")
     specs = [inspect_model(p, scale) for p in paths]
     stems = [s.path.stem for s in specs]
     entries = []
-    for spec in specs:
+    for i, spec in enumerate(specs):
         base = spec.path.stem if stems.count(spec.path.stem) == 1 else spec.path.name
+        base = labels[i] if labels is not None else base
         shape = input_shape(spec, size)
         cost = model_cost(spec, shape)
         for preset in presets if spec.kind == "onnx" else ["-"]:
@@ -416,7 +420,8 @@ def bench_models(paths: Sequence[str | os.PathLike], *, device: str = "cpu",
                  size: tuple[int, int] = (1920, 1080), scale: int | None = None, threads: int | None = None,
                  warmup: int = 2, runs: int = 5, rounds: int = 1, memory: bool = True,
                  precision: str = "float32", presets: Sequence[str] = ("lowmem",), channels_last: bool = True,
-                 peak: bool = True, tune_malloc: bool = True, command: str = "") -> BenchResult:
+                 peak: bool = True, tune_malloc: bool = True, command: str = "",
+                 labels: Sequence[str] | None = None) -> BenchResult:
     """Benchmark models side by side: latency (this process, interleaved), peak memory (fresh processes).
 
     ``size`` is the output (W, H); ``presets`` name :data:`ORT_PRESETS` entries, each .onnx model is measured
@@ -436,7 +441,7 @@ def bench_models(paths: Sequence[str | os.PathLike], *, device: str = "cpu",
     from .onnx import OPT_LEVEL
 
     threads = threads or torch.get_num_threads()
-    entries = plan_entries(paths, size=size, scale=scale, presets=list(presets))
+    entries = plan_entries(paths, size=size, scale=scale, presets=list(presets), labels=labels)
     timing = _timing_process_setup(entries, device) if tune_malloc else "default malloc"
     with torch_threads(threads):
         for e in entries:

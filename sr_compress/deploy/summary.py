@@ -75,7 +75,8 @@ def pipeline_report(models: Mapping[str, SRModel], out_dir: str | os.PathLike, *
     pairs = eval_pairs_for(data, scale, degradation)
     reports = [evaluate_model(m, pairs, method=label, keep_outputs=True) for label, m in models.items()]
     bicubic = evaluate_bicubic(pairs, scale, keep_outputs=True)
-    by_stem = {m.stem: m for m in bench.models} if bench is not None else {}
+    # a bench entry is the model's by its name (a recipe's bench stage names entries by stage id) or file stem
+    by_stem = {**{m.stem: m for m in bench.models}, **{m.name: m for m in bench.models}} if bench is not None else {}
     rows = [_row(label, m, r, by_stem.get(label)) for (label, m), r in zip(models.items(), reports, strict=True)]
     rep = PipelineReport(title, f"{data} ({degradation.upper()})", _settings(bench), rows, bicubic.mean.psnr_y)
     crops = [bicubic, *reports[1:], reports[0]]  # bicubic | each student | the reference (teacher) | HR
