@@ -225,7 +225,7 @@ def model_info(path: str | Path, *, size: tuple[int, int] = (320, 180)) -> dict[
     loaded = load_model(p)
     m = loaded.model
     w, h = size
-    in_shape = (1, m.channels, h * m.scale, w * m.scale) if m.pre_upsample else (1, m.channels, h, w)
+    in_shape = m.input_shape(size)
     macs = count_macs(m, in_shape)
     return {"path": str(p), "format": loaded.source, "arch": m.arch, "hparams": m.hparams,
             "params": count_params(m), "input_size": f"{w}x{h} LR ({in_shape[3]}x{in_shape[2]} model input)",

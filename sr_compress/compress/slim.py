@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, VerificationError
-from ..models import SRModel, build_model
+from ..models import SRModel, build_model, count_params
 from ..models.groups import ChannelGroup, Member
 from .base import StageReport, record_stage
 
@@ -219,7 +219,7 @@ def _report(old: SRModel, new: SRModel, groups: list[ChannelGroup], widths: dict
             params: dict[str, Any], size: tuple[int, int]) -> SlimReport:
     from ..metrics import macs_by_module
 
-    shape = _input_shape(old, size)
+    shape = old.input_shape(size)
     macs_old, macs_new = macs_by_module(old, shape), macs_by_module(new, shape)
     new_mods = dict(new.named_modules())
     layers = []
@@ -232,19 +232,9 @@ def _report(old: SRModel, new: SRModel, groups: list[ChannelGroup], widths: dict
     return SlimReport(
         stage="slim", params=params, size=tuple(size),
         groups=[{"group": g.name, "width": [g.width, widths[g.name]]} for g in groups], layers=layers,
-        params_before=_count(old), params_after=_count(new),
+        params_before=count_params(old), params_after=count_params(new),
         macs_before=sum(macs_old.values()), macs_after=sum(macs_new.values()))
-
-
-def _input_shape(model: SRModel, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    w, h = size
-    s = model.scale if model.pre_upsample else 1
-    return (1, model.channels, h * s, w * s)
 
 
 def _own_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters(recurse=False))
-
-
-def _count(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())

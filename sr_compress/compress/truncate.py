@@ -161,11 +161,9 @@ def evaluate_depths(model: SRModel, pairs: list, *, size: tuple[int, int] = (320
     deep = trained_with_deep_supervision(model.provenance)
     table = ElasticTable(model.arch, model.scale, n, tuple(size), deep,
                          warnings=[] if deep else [_not_deep(model.arch, f"after fewer than {n} blocks")])
-    w, h = size
     for k in depths or range(n, 0, -1):
         sub, _ = truncate(model, blocks=k)
         mean = evaluate_model(sub, pairs).mean
-        shape = (1, sub.channels, h * sub.scale, w * sub.scale) if sub.pre_upsample else (1, sub.channels, h, w)
         table.rows.append(DepthRow(k, mean.psnr_y, mean.ssim_y, mean.psnr_rgb, count_params(sub),
-                                   2 * count_macs(sub, shape) / 1e9))
+                                   2 * count_macs(sub, sub.input_shape(size)) / 1e9))
     return table

@@ -101,6 +101,13 @@ class SRModel(nn.Module):
                 hp[name] = [*v[:lead + blocks], *v[len(v) - trail:len(v)]] if trail else v[:lead + blocks]
         return hp
 
+    def input_shape(self, lr_size: tuple[int, int], batch: int = 1) -> tuple[int, int, int, int]:
+        """NCHW shape of the input for an LR image of ``lr_size`` = (W, H): the LR itself, or its
+        bicubic-upscaled size for pre-upsampling models (VDSR)."""
+        w, h = lr_size
+        s = self.scale if self.pre_upsample else 1
+        return (batch, self.channels, h * s, w * s)
+
     def describe(self) -> dict[str, Any]:
         """JSON-able description: arch, hparams, parameter count."""
         return {"arch": self.arch, "hparams": dict(self.hparams), "params": count_params(self)}
