@@ -4,6 +4,6 @@
 ``truncate`` (ASRN elastic depth) live in their own modules; importing this package imports none of them.
 """
 
-from .base import StageReport, derive, record_stage
+from .base import StageReport, record_stage
 
-__all__ = ["StageReport", "derive", "record_stage"]
+__all__ = ["StageReport", "record_stage"]

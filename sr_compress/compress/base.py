@@ -2,7 +2,7 @@
 
 A stage is a function ``stage(model, **params) -> (new_model, report)``:
 
-- it never mutates its input (:func:`derive` gives the copy to work on, or the stage builds a new model);
+- it never mutates its input (it builds a new model, or works on a deep copy);
 - it is deterministic for a seed (the stage seeds its own ``torch.Generator``; global RNG state is untouched);
 - it appends one record to the new model's provenance (:func:`record_stage`);
 - its report is plain data (:meth:`StageReport.to_dict` is JSON-able), shown by the CLI as a table.
@@ -28,11 +28,6 @@ class StageReport:
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
-
-
-def derive(model: SRModel) -> SRModel:
-    """A deep copy of ``model`` (weights, hparams, provenance) for a stage to change."""
-    return copy.deepcopy(model)
 
 
 def record_stage(new: SRModel, source: SRModel, stage: str, **params: Any) -> SRModel:
