@@ -15,6 +15,14 @@ docs/results.md (``--dry``: print only).
     PYTHONPATH=. .venv/bin/python benchmarks/teacher_cache.py                  # the docs/results.md numbers
     PYTHONPATH=. .venv/bin/python benchmarks/teacher_cache.py --teacher ../shared/data/weights/zoo/IMDN_x2.pth
     PYTHONPATH=. .venv/bin/python benchmarks/teacher_cache.py --steps 4 --reps 1 --dry   # a quick look
+    PYTHONPATH=. .venv/bin/python benchmarks/teacher_cache.py --quantisation \
+        --teacher ../shared/data/weights/vdsr_teacher_x234.pt --data ../shared/data/set5/HR   # storage dtypes
+
+``--quantisation`` measures instead what storing the teacher's output costs: for uint8 and float16, the PSNR
+and mean |error| of the stored output against the float output, and the change of what the strategies
+compute from it (KD's distillation target is the stored output itself; AIL's w0 = g(|T − y|) with μ0 = 0.01,
+α0 = 100), on the HR images of ``--data`` degraded to LR (table between ``<!-- teacher-cache-quant:begin -->``
+/ ``end``).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ sys.path.insert(0, str(REPO))
 
 DOC = REPO / "docs" / "results.md"
 MARKERS = ("<!-- teacher-cache:begin -->", "<!-- teacher-cache:end -->")
+QMARKERS = ("<!-- teacher-cache-quant:begin -->", "<!-- teacher-cache-quant:end -->")
 MODES = ("off", "on")  # teacher per batch, cached outputs
 
 
@@ -74,6 +83,72 @@ def steps_per_second(history: list[dict]) -> float:
     return (last["step"] - first["step"]) / (last["elapsed"] - first["elapsed"])
 
 
+def write_block(markers: tuple[str, str], text: str, title: str) -> None:
+    doc = DOC.read_text()
+    start, end = markers
+    block = f"{start}\n{text}\n{end}"
+    if start in doc and end in doc:
+        doc = doc[:doc.index(start)] + block + doc[doc.index(end) + len(end):]
+    else:
+        doc = doc.rstrip("\n") + f"\n\n## {title}\n\n" + block + "\n"
+    DOC.write_text(doc)
+
+
+def quantisation(args: argparse.Namespace, teacher, teacher_name: str, cmd: str) -> str:
+    """Stored (uint8 / float16) vs float teacher outputs on whole images: PSNR, L1, AIL w0 change."""
+    import math
+
+    import torch
+
+    from sr_compress.deploy.tiling import tiled_network
+    from sr_compress.infer import to_model_space
+    from sr_compress.train.data import load_dataset
+    from sr_compress.train.degrade import degrade, mod_crop
+    from sr_compress.train.strategies.ail import teacher_importance
+    from sr_compress.train.teacher_cache import TeacherCache
+
+    s = teacher.scale
+    rows = {d: {"se": 0.0, "ae": 0.0, "n": 0, "w_ae": 0.0, "w_max": 0.0, "gt_se": 0.0} for d in ("uint8", "float16")}
+    float_gt_se = 0.0
+    ims = load_dataset(args.data, s, "bi", split="train")
+    for im in ims:
+        hr = mod_crop(im.hr, s).unsqueeze(0)
+        lr = degrade(hr, s, "bi")[0]
+        y = to_model_space(teacher, hr)[0]
+        ref = TeacherCache(teacher, None, tiler=tiled_network).run_teacher(lr)
+        for dtype, acc in rows.items():
+            stored = torch.from_numpy(TeacherCache(teacher, None, dtype=dtype).quantize(ref)).float()
+            got = stored / 255.0 if dtype == "uint8" else stored  # what TeacherCache.crop returns
+            d = got - ref
+            acc["se"] += float((d * d).sum())
+            acc["ae"] += float(d.abs().sum())
+            acc["n"] += d.numel()
+            w_ref, w_got = teacher_importance((ref - y).abs()), teacher_importance((got - y).abs())
+            acc["w_ae"] += float((w_got - w_ref).abs().sum())
+            acc["w_max"] = max(acc["w_max"], float((w_got - w_ref).abs().max()))
+            acc["gt_se"] += float(((got.clamp(0, 1) - y) ** 2).sum())
+            if dtype == "uint8":
+                float_gt_se += float(((ref.clamp(0, 1) - y) ** 2).sum())
+    n = rows["uint8"]["n"]
+    gt_float = 10 * math.log10(n / float_gt_se)
+    lines = [
+        f"Teacher {teacher_name} (×{s}, {'Y' if teacher.channels == 1 else 'RGB'}), run on the whole LR image of "
+        f"each of the {len(ims)} images of `{args.data or 'default photos'}` (bicubic LR made from HR), "
+        f"{dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d')}. Command: `{cmd}`. Float teacher vs HR: "
+        f"{gt_float:.3f} dB (output clipped to [0, 1], no border crop).",
+        "",
+        "| stored as | bytes / HR px / channel | PSNR stored vs float output | mean abs error "
+        "| AIL w0: mean abs change | AIL w0: max change | teacher vs HR from stored |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for dtype, acc in rows.items():
+        psnr = 10 * math.log10(acc["n"] / acc["se"]) if acc["se"] else float("inf")
+        lines.append(f"| {dtype} | {1 if dtype == 'uint8' else 2} | {psnr:.2f} dB | {acc['ae'] / acc['n']:.2e} | "
+                     f"{acc['w_ae'] / acc['n']:.2e} | {acc['w_max']:.3f} | "
+                     f"{10 * math.log10(acc['n'] / acc['gt_se']):.3f} dB |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -92,12 +167,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--patch-size", type=int, default=96, help="HR patch side")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--dtype", default="uint8", choices=("uint8", "float16"))
+    ap.add_argument("--dtype", default="float16", choices=("uint8", "float16"))
+    ap.add_argument("--quantisation", action="store_true", help="measure the storage dtypes instead of speed")
     ap.add_argument("--dry", action="store_true", help="print, do not write docs/results.md")
     args = ap.parse_args(argv)
+    given = argv if argv is not None else sys.argv[1:]
+    cmd = "PYTHONPATH=. .venv/bin/python benchmarks/" + Path(__file__).name + (
+        " " + shlex.join(given) if given else "")
 
     torch.set_num_threads(args.threads)
     teacher, teacher_name = make_teacher(args.teacher, 2)
+    if args.quantisation:
+        text = quantisation(args, teacher, teacher_name, cmd)
+        print(text)
+        if not args.dry:
+            write_block(QMARKERS, text, "Teacher outputs once: storage precision")
+        return 0
     scale = teacher.scale
     student0 = make_student(scale, teacher.channels)
     images = load_dataset(args.data, scale, "bi", split="train")
@@ -127,8 +212,6 @@ def main(argv: list[str] | None = None) -> int:
 
     px = sum(int(t.shape[-1]) * int(t.shape[-2]) for t in lrs)
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cmd = "PYTHONPATH=. .venv/bin/python benchmarks/" + Path(__file__).name + (
-        " " + shlex.join(argv if argv is not None else sys.argv[1:]) if (argv or sys.argv[1:]) else "")
     lines = [
         f"Teacher: {teacher_name}, ×{scale}, {count_params(teacher):,} parameters; student: plain 6×16 + shuffle "
         f"conv, {count_params(student0):,} parameters. Batch {args.batch_size} × {args.patch_size}² HR patches "
@@ -151,14 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if not args.dry:
-        doc = DOC.read_text()
-        start, end = MARKERS
-        block = f"{start}\n{text}\n{end}"
-        if start in doc and end in doc:
-            doc = doc[:doc.index(start)] + block + doc[doc.index(end) + len(end):]
-        else:
-            doc = doc.rstrip("\n") + "\n\n## Teacher outputs once (KD / AIL)\n\n" + block + "\n"
-        DOC.write_text(doc)
+        write_block(MARKERS, text, "Teacher outputs once: KD / AIL speed")
     return 0
 
 

@@ -211,3 +211,14 @@ def test_cli_reads_onnx(tmp_path, invoke):
     code, out, err = invoke("eval", bad)
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and "fixed-size graph" in lines[0], err
+
+
+def test_info_of_a_foreign_graph(tmp_path):
+    from sr_compress.deploy.onnx import onnx_info
+
+    info = onnx_info(export_raw(Range255(tiny()), tmp_path / "f.onnx"), size=(20, 10))
+    assert info["hparams"]["scale"] == 2 and info["hparams"]["input_range"] == 255.0
+    assert info["input_size"] == "20x10 LR (20x10 model input)" and info["macs"] > 0
+    assert any("divides its input by 255" in g for g in info["guesses"])
+    unknown = onnx_info(export_raw(tiny("plain"), tmp_path / "p.onnx"))
+    assert any("input range = unknown" in g for g in unknown["guesses"])

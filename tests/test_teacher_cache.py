@@ -14,9 +14,9 @@ from sr_compress.deploy.tiling import tiled_network
 from sr_compress.errors import ConfigError
 from sr_compress.models import SRModel, build_model, tiny_hparams
 from sr_compress.train.data import EvalPair, NamedImage, PatchSampler
+from sr_compress.train.strategies import build_strategy
 from sr_compress.train.teacher_cache import TeacherCache
 from sr_compress.train.trainer import TrainConfig, Trainer, check_teacher
-from sr_compress.train.strategies import build_strategy
 
 
 def tiny(arch="edsr", seed=0, **over):
@@ -66,7 +66,7 @@ def test_build_reuse_and_invalidation(tmp_path):
     assert TeacherCache(t, tmp_path).build(ims).built == 1
     other = tiny(seed=1)  # other weights: all new
     assert TeacherCache(other, tmp_path).build(ims).built == 3
-    assert TeacherCache(t, tmp_path, dtype="float16").build(ims).built == 3  # the dtype is in the key
+    assert TeacherCache(t, tmp_path, dtype="uint8").build(ims).built == 3  # the dtype is in the key
     victim = TeacherCache(t, tmp_path).path(ims[0])
     victim.write_bytes(b"torn")  # an unreadable entry is rebuilt
     assert TeacherCache(t, tmp_path).build(ims).built == 1

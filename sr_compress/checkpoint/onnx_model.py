@@ -125,12 +125,14 @@ class OnnxModel(SRModel):
 
 
 # -- loading ----------------------------------------------------------------------------------------------------
-def load_onnx_model(path: str | os.PathLike, *, overrides: dict[str, Any] | None = None) -> LoadedModel:
+def load_onnx_model(path: str | os.PathLike, *, overrides: dict[str, Any] | None = None,
+                    need_range: bool = True) -> LoadedModel:
     """Open the ONNX graph at ``path`` as an :class:`OnnxModel` (see the module docstring for the detection).
 
     ``overrides``: ``scale`` (needed by pre-upsampling graphs; must agree with a measured scale),
     ``input_range`` (1 or 255) and ``colour`` (``rgb`` or ``y``) where the graph does not tell; None values
     are ignored. Raises :class:`CheckpointError` for graphs that are not single-input image-to-image nets.
+    ``need_range=False`` (``info``) accepts an undetected input range (1 assumed, said in the guesses).
     """
     import onnx
 
@@ -149,7 +151,13 @@ def load_onnx_model(path: str | os.PathLike, *, overrides: dict[str, Any] | None
     meta = {m.key: m.value for m in graph.metadata_props}
     guesses: list[str] = []
     batch, channels = _input_shape(graph, session, where, over, guesses)
-    input_range = _input_range(graph, meta, where, over, guesses)
+    try:
+        input_range = _input_range(graph, meta, where, over, guesses)
+    except CheckpointError:
+        if need_range:
+            raise
+        input_range = 1.0
+        guesses.append("input range = unknown ([0, 1] assumed here; give --input-range 1 or 255 to run it)")
     scale, pre = _scale(session, meta, batch, channels, input_range, where, over, guesses)
     model = OnnxModel(session, graph, scale=scale, channels=channels, input_range=input_range, pre_upsample=pre,
                       source=where, sha256=file_sha256(p), batch=batch)
