@@ -195,6 +195,8 @@ def test_onnx_teacher_checks(tmp_path):
     y_t = load_checkpoint(export_onnx(tiny("fsrcnn", channels=1), tmp_path / "y.onnx").path).model
     with pytest.raises(ConfigError, match="must share a colour space"):
         check_teacher(build_strategy("kd"), student, y_t)
+    with pytest.raises(ConfigError, match="read-only and cannot be trained"):
+        Trainer(onnx_t, "l1", PatchSampler(images(), 2, 8, 2), config())
     t3 = load_checkpoint(export_onnx(build_model("edsr", **tiny_hparams("edsr", 3)), tmp_path / "t3.onnx").path)
     with pytest.raises(ConfigError, match="teacher is ×3 but the student is ×2"):
         check_teacher(build_strategy("ail"), student, t3.model)

@@ -315,6 +315,9 @@ class Trainer:
                  teacher: SRModel | None = None, out_dir: str | os.PathLike | None = None,
                  progress: Progress | None = None, validate: Validator | None = None,
                  force: bool = False, teacher_cache: TeacherCache | None = None) -> None:
+        if getattr(model, "read_only", False):
+            raise ConfigError(f"a {model.arch} model is read-only and cannot be trained; the student must be a "
+                              "checkpoint (an ONNX graph can only be the teacher)")
         self.model = model
         self.strategy = build_strategy(strategy) if isinstance(strategy, str) else strategy
         self.source, self.config, self.teacher = source, config, teacher
