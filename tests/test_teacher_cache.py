@@ -185,19 +185,34 @@ def test_resume_with_the_cache_is_exact(tmp_path):
                 out_dir=tmp_path / "b").fit(resume=tmp_path / "b" / "last.pt")
 
 
+def quick_onnx(model, path):
+    """Our export without the simplifier and the validation runs (they are tested in test_export.py)."""
+    return export_onnx(model, path, simplify=False, validate=False).path
+
+
+def _png_folder(folder, n=2):
+    from PIL import Image
+
+    folder.mkdir()
+    g = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(g.integers(0, 256, (24, 28, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
 # -- ONNX teachers ---------------------------------------------------------------------------------------------
 def test_onnx_teacher_checks(tmp_path):
     student = tiny("plain")
-    onnx_t = load_checkpoint(export_onnx(tiny(), tmp_path / "t.onnx").path).model
+    onnx_t = load_checkpoint(quick_onnx(tiny(), tmp_path / "t.onnx")).model
     check_teacher(build_strategy("kd"), student, onnx_t)
     with pytest.raises(ConfigError, match="needs the teacher's inner features; a onnx teacher gives only"):
         check_teacher(build_strategy("memsr"), student, onnx_t)
-    y_t = load_checkpoint(export_onnx(tiny("fsrcnn", channels=1), tmp_path / "y.onnx").path).model
+    y_t = load_checkpoint(quick_onnx(tiny("fsrcnn", channels=1), tmp_path / "y.onnx")).model
     with pytest.raises(ConfigError, match="must share a colour space"):
         check_teacher(build_strategy("kd"), student, y_t)
     with pytest.raises(ConfigError, match="read-only and cannot be trained"):
         Trainer(onnx_t, "l1", PatchSampler(images(), 2, 8, 2), config())
-    t3 = load_checkpoint(export_onnx(build_model("edsr", **tiny_hparams("edsr", 3)), tmp_path / "t3.onnx").path)
+    t3 = load_checkpoint(quick_onnx(build_model("edsr", **tiny_hparams("edsr", 3)), tmp_path / "t3.onnx"))
     with pytest.raises(ConfigError, match="teacher is ×3 but the student is ×2"):
         check_teacher(build_strategy("ail"), student, t3.model)
 
@@ -205,20 +220,27 @@ def test_onnx_teacher_checks(tmp_path):
 @pytest.mark.parametrize("strategy", ["kd", "ail"])
 def test_finetune_from_an_onnx_teacher(tmp_path, strategy):
     """finetune S.pt --teacher T.onnx: a few steps, finite loss, the output written; cached and per batch."""
-    from PIL import Image
-
     from sr_compress.workflows import finetune
 
-    data = tmp_path / "data"
-    data.mkdir()
-    g = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray(g.integers(0, 256, (24, 28, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    data = _png_folder(tmp_path / "data")
     student = save_checkpoint(tiny("plain"), tmp_path / "s.pt")
-    teacher = export_onnx(tiny(), tmp_path / "t.onnx").path
+    teacher = quick_onnx(tiny(), tmp_path / "t.onnx")
     for mode in ("on", "off"):
         out = tmp_path / f"s_{mode}.pt"
         res = finetune(student, out=out, config=config(steps=2, teacher_cache=mode), strategy=strategy,
                        teacher=teacher, data=data)
         assert out.is_file() and np.isfinite(res.final_loss)
         assert load_checkpoint(out).model.provenance[-1]["params"]["teacher"]["path"] == str(teacher)
+
+
+def test_cli_finetune_with_an_onnx_teacher(tmp_path, invoke):
+    student = save_checkpoint(tiny("plain"), tmp_path / "s.pt")
+    teacher = quick_onnx(tiny(), tmp_path / "t.onnx")
+    run = ["--steps", "1", "--batch-size", "2", "--patch-size", "16", "--ckpt-every", "0",
+           "--data", _png_folder(tmp_path / "data")]
+    code, _, err = invoke("finetune", student, "--teacher", teacher, "--strategy", "kd", *run, "-o", tmp_path / "o.pt")
+    assert code == 0 and (tmp_path / "o.pt").is_file(), err
+    code, _, err = invoke("finetune", student, "--teacher", teacher, "--strategy", "memsr", *run,
+                          "-o", tmp_path / "m.pt")
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "needs the teacher's inner features" in lines[0], err
