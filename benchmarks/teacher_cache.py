@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import platform
 import shlex
 import statistics
@@ -211,20 +212,24 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
 
     px = sum(int(t.shape[-1]) * int(t.shape[-2]) for t in lrs)
+    load = os.getloadavg()[0]
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"Teacher: {teacher_name}, ×{scale}, {count_params(teacher):,} parameters; student: plain 6×16 + shuffle "
         f"conv, {count_params(student0):,} parameters. Batch {args.batch_size} × {args.patch_size}² HR patches "
         f"from {len(lrs)} training images ({px / 1e6:.2f} MP of LR), {args.steps} steps per run, "
         f"{args.reps} interleaved repetitions (median), {args.threads} torch threads, CPU ({cpu_model()}, "
-        f"shared), {date}. Command: `{cmd}`.",
+        f"shared: load average {load:.1f} at the end), {date}. Command: `{cmd}`.",
         "",
-        "| strategy | teacher per batch (steps/s) | cached outputs (steps/s) | speed-up |",
+        "| strategy | teacher per batch (steps/s) | cached outputs (steps/s) | speed-up: median of the "
+        "interleaved pairs (range) |",
         "|---|---:|---:|---:|",
     ]
     for strat in strategies:
         a, b = (statistics.median(rates[(strat, m)]) for m in MODES)
-        lines.append(f"| {strat} | {a:.3f} | {b:.3f} | {b / a:.1f}× |")
+        pairs = [on / off for off, on in zip(rates[(strat, "off")], rates[(strat, "on")], strict=True)]
+        lines.append(f"| {strat} | {a:.3f} | {b:.3f} | {statistics.median(pairs):.1f}× "
+                     f"({min(pairs):.1f}–{max(pairs):.1f}) |")
     lines += [
         "",
         f"Cache ({args.dtype}): built in {cold_s:.1f} s cold ({cold.built} images, whole-image teacher runs, "
