@@ -120,6 +120,25 @@ def test_foreign_range_detected_from_the_graph(tmp_path, wrapper, rng, why):
         assert (om(x) - want).abs().max() < 1e-4
 
 
+class Bicubic(nn.Module):
+    """An 'SR net' without range ops whose output is its input upscaled plus a bias of ``offset`` (its units)."""
+
+    def __init__(self, offset):
+        super().__init__()
+        self.offset = offset
+
+    def forward(self, x):
+        return torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False) + self.offset
+
+
+def test_range_probed_when_the_graph_does_not_say(tmp_path):
+    loaded = load_checkpoint(export_raw(Bicubic(8.0), tmp_path / "b255.onnx"))  # 8 grey levels: a 0–255 net
+    assert loaded.model.hparams["input_range"] == 255.0
+    assert any(g.startswith("input range = [0, 255] (probed: a smooth image in [0, 255]") for g in loaded.guesses)
+    with pytest.raises(CheckpointError, match="cannot tell"):  # +0.01 looks right in both ranges: undecided
+        load_checkpoint(export_raw(Bicubic(0.01), tmp_path / "b1.onnx"))
+
+
 def test_range_undetectable_needs_the_flag(tmp_path):
     net = tiny("plain")  # no range op at its input
     path = export_raw(net, tmp_path / "plain.onnx")

@@ -9,8 +9,9 @@ know about it, reporting every guess as the foreign-checkpoint importer does:
 - **input range**: [0, 1] or [0, 255]. An srcompress export is [0, 1] (our contract). Otherwise the first ops
   the input meets decide: a multiplication by 255 (after an optional mean shift) means the graph takes [0, 1]
   and works in 0–255 inside, a division by 255 (or a multiplication by 1/255) means it takes [0, 255]; a
-  ``input_range`` / ``img_range`` / ``rgb_range`` metadata entry counts too. Anything else needs
-  ``input_range``. The output is read in the same range as the input;
+  ``input_range`` / ``img_range`` / ``rgb_range`` metadata entry counts too. Failing those, a probe: a smooth
+  image fed in [0, 1] and in [0, 255] must come back close to its bicubic upscale in exactly one of them
+  (:func:`probe_range`). Anything else needs ``input_range``. The output is read in the input's range;
 - **scale**: the ``scale`` metadata of an srcompress export, else measured by running the graph on a small
   input (two different sides, so an output of the wrong shape shows). An output of the input's size is a
   pre-upsampling net (VDSR-like: it takes the bicubic-upscaled image) whose scale must be given.
@@ -44,6 +45,8 @@ RANGES = (1.0, 255.0)
 COLOURS = {"rgb": 3, "y": 1}
 ONNX_OVERRIDES = ("scale", "input_range", "colour")
 PROBE_SIZE = (24, 32)  # (H, W) of the scale probe: two different sides, multiples of 8
+RANGE_PROBE = (40, 48)  # (H, W) of the smooth image of the range probe
+PROBE_CLOSE, PROBE_RATIO = 0.05, 4.0  # the range probe's decision rule (probe_range)
 _FLOAT = 1  # onnx.TensorProto.FLOAT
 _RANGE_META = ("input_range", "img_range", "rgb_range")
 _NEAR = 4  # how many mean-shift / cast / identity ops may stand between the input and its range op
@@ -151,14 +154,15 @@ def load_onnx_model(path: str | os.PathLike, *, overrides: dict[str, Any] | None
     meta = {m.key: m.value for m in graph.metadata_props}
     guesses: list[str] = []
     batch, channels = _input_shape(graph, session, where, over, guesses)
+    scale, pre = _scale(session, meta, channels, where, over, guesses)  # shapes only: any value range will do
     try:
-        input_range = _input_range(graph, meta, where, over, guesses)
+        input_range = _input_range(graph, meta, where, over, guesses,
+                                   lambda r: _range_probe(session, channels, scale, pre, r))
     except CheckpointError:
         if need_range:
             raise
         input_range = 1.0
         guesses.append("input range = unknown ([0, 1] assumed here; give --input-range 1 or 255 to run it)")
-    scale, pre = _scale(session, meta, batch, channels, input_range, where, over, guesses)
     model = OnnxModel(session, graph, scale=scale, channels=channels, input_range=input_range, pre_upsample=pre,
                       source=where, sha256=file_sha256(p), batch=batch)
     return LoadedModel(model, "onnx", guesses)
@@ -293,7 +297,8 @@ def detect_range(graph: Any) -> tuple[float | None, str]:
     return None, ""
 
 
-def _input_range(graph: Any, meta: dict[str, str], where: str, over: dict[str, Any], guesses: list[str]) -> float:
+def _input_range(graph: Any, meta: dict[str, str], where: str, over: dict[str, Any], guesses: list[str],
+                 probe: Any) -> float:
     given = over.get("input_range")
     if given is not None:
         try:
@@ -318,17 +323,57 @@ def _input_range(graph: Any, meta: dict[str, str], where: str, over: dict[str, A
                 return value
     value, why = detect_range(graph)
     if value is None:
+        value, why = probe_range(probe)
+    if value is None:
         raise CheckpointError(f"{where}: cannot tell whether the graph takes [0, 1] or [0, 255] input; give "
                               "--input-range 1 or 255")
     guesses.append(f"input range = [0, {value:g}] ({why}; override with --input-range)")
     return value
 
 
-def _scale(session: Any, meta: dict[str, str], batch: int | None, channels: int, input_range: float,
-           where: str, over: dict[str, Any], guesses: list[str]) -> tuple[int, bool]:
+def smooth_image(channels: int, h: int, w: int) -> np.ndarray:
+    """A smooth, natural-looking (1, C, h, w) test image in [0.1, 0.9]: SR nets return it almost unchanged."""
+    yy, xx = np.meshgrid(np.linspace(0, 1, h), np.linspace(0, 1, w), indexing="ij")
+    chans = [0.5 + 0.25 * np.sin(2.1 * xx + 1.3 * yy + c) * np.cos(1.7 * yy - 0.9 * xx + 2 * c) + 0.1 * (xx - yy)
+             for c in range(channels)]
+    return np.stack(chans)[None].astype(np.float32)
+
+
+def _range_probe(session: Any, channels: int, scale: int, pre: bool, r: float) -> float:
+    """Mean |output − upscaled input| (in [0, 1] units, borders excluded) when the graph is fed a smooth
+    image in [0, r]: small for the range the net was trained on."""
+    h, w = RANGE_PROBE
+    x = smooth_image(channels, h, w)
+    t = torch.from_numpy(x)
+    if pre:
+        t = torch.nn.functional.interpolate(t, scale_factor=scale, mode="bicubic", align_corners=False)
+    want = t if pre else torch.nn.functional.interpolate(t, scale_factor=scale, mode="bicubic", align_corners=False)
+    try:
+        y = session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(t.numpy() * np.float32(r))})[0]
+    except Exception:  # noqa: BLE001 - a graph that fails on this range simply does not take it
+        return float("inf")
+    b = 4 * scale
+    diff = np.abs(np.asarray(y, dtype=np.float64) / r - want.numpy())[..., b:-b, b:-b]
+    return float(diff.mean()) if np.isfinite(diff).all() else float("inf")
+
+
+def probe_range(probe: Any) -> tuple[float | None, str]:
+    """Decide the range from :func:`_range_probe` errors at [0, 1] and [0, 255]: the one whose output stays
+    close to the upscaled input (< 0.05) while the other's is not (≥ 0.05 and ≥ 4× larger); else undecided
+    (a net that is nearly homogeneous — small biases, no saturating activations — looks right in both)."""
+    e1, e255 = probe(1.0), probe(255.0)
+    for value, mine, other in ((1.0, e1, e255), (255.0, e255, e1)):
+        if mine < PROBE_CLOSE and other >= max(PROBE_CLOSE, PROBE_RATIO * mine):
+            return value, (f"probed: a smooth image in [0, {value:g}] comes back within {mine:.3f} of its "
+                           f"bicubic upscale, in the other range {other:.3g}")
+    return None, ""
+
+
+def _scale(session: Any, meta: dict[str, str], channels: int, where: str, over: dict[str, Any],
+           guesses: list[str]) -> tuple[int, bool]:
     """(scale, pre_upsample) from a probe run, checked against metadata and the override."""
     h, w = PROBE_SIZE
-    x = (np.random.default_rng(0).random((1, channels, h, w), dtype=np.float32) * np.float32(input_range))
+    x = np.random.default_rng(0).random((1, channels, h, w), dtype=np.float32)
     try:
         y = session.run(None, {session.get_inputs()[0].name: x})[0]
     except Exception as e:  # the graph cannot run on a small input of this shape
