@@ -137,6 +137,8 @@ def test_range_probed_when_the_graph_does_not_say(tmp_path):
     assert any(g.startswith("input range = [0, 255] (probed: a smooth image in [0, 255]") for g in loaded.guesses)
     with pytest.raises(CheckpointError, match="cannot tell"):  # +0.01 looks right in both ranges: undecided
         load_checkpoint(export_raw(Bicubic(0.01), tmp_path / "b1.onnx"))
+    same = load_checkpoint(export_raw(Bicubic(0.0), tmp_path / "b0.onnx"))  # homogeneous: the range cannot matter
+    assert same.model.hparams["input_range"] == 1.0 and any("does not matter" in g for g in same.guesses)
 
 
 def test_range_undetectable_needs_the_flag(tmp_path):

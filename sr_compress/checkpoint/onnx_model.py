@@ -339,29 +339,34 @@ def smooth_image(channels: int, h: int, w: int) -> np.ndarray:
     return np.stack(chans)[None].astype(np.float32)
 
 
-def _range_probe(session: Any, channels: int, scale: int, pre: bool, r: float) -> float:
-    """Mean |output − upscaled input| (in [0, 1] units, borders excluded) when the graph is fed a smooth
-    image in [0, r]: small for the range the net was trained on."""
+def _range_probe(session: Any, channels: int, scale: int, pre: bool, r: float) -> tuple[np.ndarray, np.ndarray]:
+    """(output ÷ r, bicubic upscale of the input), borders excluded, for a smooth image fed in [0, r]
+    (output None when the graph fails on it)."""
     h, w = RANGE_PROBE
-    x = smooth_image(channels, h, w)
-    t = torch.from_numpy(x)
-    if pre:
-        t = torch.nn.functional.interpolate(t, scale_factor=scale, mode="bicubic", align_corners=False)
-    want = t if pre else torch.nn.functional.interpolate(t, scale_factor=scale, mode="bicubic", align_corners=False)
-    try:
-        y = session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(t.numpy() * np.float32(r))})[0]
-    except Exception:  # noqa: BLE001 - a graph that fails on this range simply does not take it
-        return float("inf")
+    t = torch.from_numpy(smooth_image(channels, h, w))
+    up = torch.nn.functional.interpolate(t, scale_factor=scale, mode="bicubic", align_corners=False).numpy()
+    x = up if pre else t.numpy()
     b = 4 * scale
-    diff = np.abs(np.asarray(y, dtype=np.float64) / r - want.numpy())[..., b:-b, b:-b]
-    return float(diff.mean()) if np.isfinite(diff).all() else float("inf")
+    try:
+        y = session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x * np.float32(r))})[0]
+    except Exception:  # noqa: BLE001 - a graph that fails on this range simply does not take it
+        return None, up[..., b:-b, b:-b]
+    return np.asarray(y, dtype=np.float64)[..., b:-b, b:-b] / r, up[..., b:-b, b:-b]
 
 
 def probe_range(probe: Any) -> tuple[float | None, str]:
-    """Decide the range from :func:`_range_probe` errors at [0, 1] and [0, 255]: the one whose output stays
-    close to the upscaled input (< 0.05) while the other's is not (≥ 0.05 and ≥ 4× larger); else undecided
-    (a net that is nearly homogeneous — small biases, no saturating activations — looks right in both)."""
-    e1, e255 = probe(1.0), probe(255.0)
+    """Decide the range from :func:`_range_probe` at [0, 1] and [0, 255]. The same output in both (≤ 1e-4: a
+    homogeneous net — no biases, ReLU-like activations — for which the range does not matter) → 1. Else the
+    range whose output stays close to the upscaled input (mean |·| < 0.05) while the other's is not (≥ 0.05 and
+    ≥ 4× larger). Else undecided."""
+    (y1, up), (y255, _) = probe(1.0), probe(255.0)
+    if y1 is not None and y255 is not None and np.abs(y1 - y255).max() <= 1e-4:
+        return 1.0, "probed: the graph gives the same output in [0, 1] and [0, 255], so the range does not matter"
+
+    def err(y: np.ndarray | None) -> float:
+        return float(np.abs(y - up).mean()) if y is not None and np.isfinite(y).all() else float("inf")
+
+    e1, e255 = err(y1), err(y255)
     for value, mine, other in ((1.0, e1, e255), (255.0, e255, e1)):
         if mine < PROBE_CLOSE and other >= max(PROBE_CLOSE, PROBE_RATIO * mine):
             return value, (f"probed: a smooth image in [0, {value:g}] comes back within {mine:.3f} of its "
