@@ -99,6 +99,27 @@ def test_in_memory_cache_and_tiled_build():
     assert plain.build([big]).root is None and torch.equal(plain.crop(0, 0, 0, 40, 36), a.half().float())
 
 
+def test_untileable_teacher_runs_whole_images():
+    """A teacher with an image-wide statistic cannot be tiled exactly: the cache runs it untiled."""
+
+    class GlobalMean(SRModel):
+        arch = "_global"
+
+        def __init__(self):
+            super().__init__(scale=2)
+
+        def forward(self, x):
+            return F.interpolate(x, scale_factor=2, mode="nearest") - x.mean() + 0.5
+
+    def tiler(model, tile):
+        raise ConfigError("cannot derive the receptive field through op ReduceMean")
+
+    big = torch.rand(3, 20, 20, generator=torch.Generator().manual_seed(0))
+    cache = TeacherCache(GlobalMean(), None, tile=8, tiler=tiler)
+    with torch.no_grad():
+        assert torch.equal(cache.run_teacher(big), GlobalMean()(big.unsqueeze(0))[0])
+
+
 def test_crop_before_build_is_an_error():
     with pytest.raises(ConfigError, match="not built"):
         TeacherCache(tiny(), None).crop(0, 0, 0, 2, 2)

@@ -8,7 +8,9 @@ that lines up with each LR patch (docs/training.md, "Teacher outputs once").
   bicubic-upscaled image for pre-upsampling ones); when a side exceeds ``tile`` and a ``tiler`` is given (the
   operations layer passes :func:`sr_compress.deploy.tiling.tiled_network`: this layer does not import
   deploy), tile by tile with the exact halo (the stitched output equals the whole-image output up to float
-  reassociation).
+  reassociation). A teacher whose receptive field cannot be bounded — a global op such as IMDN's
+  contrast-aware channel attention, whose statistics span the whole input — runs untiled (tiles would
+  change its output).
 - **Stored compactly**: ``float16`` (the default) or ``uint8`` (``round(clip(T(x), 0, 1)·255)``, half the
   size), one ``.npy`` file per image, (C, H·s, W·s), read back memory-mapped so resident memory stays bounded.
 - **Keyed by content**: the file name is a hash of the teacher (its weights, or the ONNX file and how it is
@@ -108,6 +110,7 @@ class TeacherCache:
         self._teacher_key = model_fingerprint(teacher)
         self._entries: list[np.ndarray] = []
         self._sizes: list[tuple[int, int]] = []
+        self._untileable = False
 
     # -- keys and files -----------------------------------------------------------------------------------------
     def key(self, lr: torch.Tensor) -> str:
@@ -154,8 +157,13 @@ class TeacherCache:
 
         t = self.teacher
         x = model_input(t, to_model_space(t, lr.unsqueeze(0).to(device, torch.float32)))
-        big = max(lr.shape[-2:]) > self.tile and self.tiler is not None
-        net = self.tiler(t, tile=self.tile) if big else t
+        net = t
+        if max(lr.shape[-2:]) > self.tile and self.tiler is not None and not self._untileable:
+            try:
+                net = self.tiler(t, tile=self.tile)
+            except ConfigError as e:  # e.g. a global op (IMDN's contrast-aware attention): tiles would differ
+                self._untileable = True
+                log.warning("teacher cache: running whole images untiled (%s)", e)
         return net(x)[0].float().cpu()
 
     def quantize(self, y: torch.Tensor) -> np.ndarray:
