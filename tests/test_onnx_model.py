@@ -187,6 +187,9 @@ def test_content_detection_and_scale_override(tmp_path):
         load_checkpoint(path, overrides={"colour": "y"})
     with pytest.raises(ConfigError, match="res_scale does not apply to an ONNX graph"):
         load_checkpoint(path, overrides={"res_scale": 0.1})
+    pt = save_checkpoint(tiny(), tmp_path / "m.pt")
+    with pytest.raises(ConfigError, match="input_range applies to ONNX graphs only"):
+        load_checkpoint(pt, overrides={"input_range": 255})
     with pytest.raises(CheckpointError, match="read-only"):
         save_checkpoint(load_checkpoint(path).model, tmp_path / "x.pt")
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError, first_line
+from ..errors import CheckpointError, ConfigError, first_line
 from ..fileio import require_file
 from .foreign import import_foreign
 from .format import FORMAT, LoadedModel, checkpoint_dict, model_from_dict, provenance_entry, save_checkpoint
@@ -51,6 +51,10 @@ def load_checkpoint(path: str | os.PathLike, *, overrides: dict[str, Any] | None
         loaded.model.provenance = [provenance_entry("import", source="onnx", path=str(path),
                                                     guesses=loaded.guesses)]
         return loaded
+    onnx_only = sorted(k for k in ("input_range", "colour") if (overrides or {}).get(k) is not None)
+    if onnx_only:
+        raise ConfigError(f"{path}: {', '.join(onnx_only)} appl{'y' if len(onnx_only) > 1 else 'ies'} to ONNX "
+                          "graphs only; a checkpoint's range and colour are known")
     raw = read_raw(path)
     if isinstance(raw, dict) and raw.get("format") == FORMAT:
         data = dict(raw)
