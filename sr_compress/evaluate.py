@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from .data.datasets import eval_pairs
 from .infer import super_resolve
 from .models import SRModel
 
@@ -52,6 +54,11 @@ def score(name: str, sr: torch.Tensor, hr: torch.Tensor, scale: int) -> ImageSco
 
     return ImageScore(name, psnr(sr, hr, crop=scale, y=True), ssim(sr, hr, crop=scale, y=True),
                       psnr(sr, hr, crop=scale, y=False))
+
+
+def eval_pairs_for(data: str | Path | None, scale: int, degradation: str = "bi") -> list:
+    """Validation pairs of ``data``: the bundled photos (None / "default") or a folder (HR-only or HR/LR)."""
+    return eval_pairs(None if data in (None, "default") else Path(data), scale, degradation=degradation)
 
 
 def evaluate_model(model: SRModel, pairs: list, *, method: str | None = None,

@@ -10,9 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sr_compress.errors import ConfigError, DataError
-from sr_compress.imresize import imresize
-from sr_compress.train.data import (
+from sr_compress.data.datasets import (
     DEFAULT_SPLITS,
     SKIMAGE_PHOTOS,
     EvalPair,
@@ -24,7 +22,9 @@ from sr_compress.train.data import (
     load_images,
     skimage_data_dir,
 )
-from sr_compress.train.degrade import NOISE_LEVEL, degrade, mod_crop
+from sr_compress.data.degrade import NOISE_LEVEL, degrade, mod_crop
+from sr_compress.errors import ConfigError, DataError
+from sr_compress.imresize import imresize
 
 
 def _rgb(h: int, w: int, seed: int = 0) -> np.ndarray:

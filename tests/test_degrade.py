@@ -7,9 +7,7 @@ import pytest
 import torch
 from conftest import SHARED_DATA
 
-from sr_compress.errors import ConfigError, InputError
-from sr_compress.imresize import imresize
-from sr_compress.train.degrade import (
+from sr_compress.data.degrade import (
     NOISE_LEVEL,
     degrade,
     gaussian_blur,
@@ -17,6 +15,8 @@ from sr_compress.train.degrade import (
     mod_crop,
     nearest_downsample,
 )
+from sr_compress.errors import ConfigError, InputError
+from sr_compress.imresize import imresize
 
 SET5 = SHARED_DATA / "set5"
 

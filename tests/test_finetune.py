@@ -1,4 +1,4 @@
-"""`srcompress finetune`, `train --teacher`, workflows.finetune and the `finetune` recipe stage (tiny models)."""
+"""`srcompress finetune`, `train --teacher`, ops.train.finetune and the `finetune` recipe stage (tiny models)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import torch
 from sr_compress.checkpoint import load_checkpoint, save_checkpoint
 from sr_compress.errors import ConfigError, OutputExistsError
 from sr_compress.models import build_model, tiny_hparams
+from sr_compress.ops.train import finetune
 from sr_compress.recipes import parse_recipe, run_recipe
 from sr_compress.train.strategies import Strategy, register_strategy
 from sr_compress.train.trainer import TrainConfig
-from sr_compress.workflows import finetune
 
 TINY_RUN = ["--steps", "2", "--batch-size", "2", "--patch-size", "16", "--ckpt-every", "0"]
 
@@ -167,8 +167,8 @@ def test_finetune_stage_is_checked_when_read(tmp_path):
 
 
 def test_val_every_validates_during_training(invoke, tmp_path):
+    from sr_compress.ops.train import new_model, train_model
     from sr_compress.train.trainer import TrainConfig
-    from sr_compress.workflows import new_model, train_model
 
     config = TrainConfig(steps=4, batch_size=2, patch_size=24, val_every=2, ckpt_every=0)
     out = train_model(new_model("edsr", scale=2, hparams={"n_feats": 4, "n_blocks": 1}), out=tmp_path / "m.pt",
@@ -187,7 +187,7 @@ def test_val_every_validates_during_training(invoke, tmp_path):
 
 def test_train_never_writes_over_its_own_input(invoke, tmp_path):
     from sr_compress.checkpoint import save_checkpoint
-    from sr_compress.workflows import new_model
+    from sr_compress.ops.train import new_model
 
     m = save_checkpoint(new_model("edsr", scale=2, hparams={"n_feats": 4, "n_blocks": 1}), tmp_path / "m.pt")
     before = m.read_bytes()
@@ -199,8 +199,8 @@ def test_train_never_writes_over_its_own_input(invoke, tmp_path):
 @pytest.mark.parametrize("arch", ["vdsr", "fsrcnn", "asrn"])
 def test_val_every_works_for_y_and_multi_depth_models(arch, tmp_path):
     from sr_compress.models import tiny_hparams
+    from sr_compress.ops.train import new_model, train_model
     from sr_compress.train.trainer import TrainConfig
-    from sr_compress.workflows import new_model, train_model
 
     hp = {k: v for k, v in tiny_hparams(arch, 2).items() if k != "scale"}
     out = train_model(new_model(arch, scale=2, hparams=hp), out=tmp_path / "m.pt",

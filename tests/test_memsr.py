@@ -87,8 +87,8 @@ def test_resume_restores_bridges_exactly(tmp_path):
 
 def test_train_model_passes_checkpoint_extra(tmp_path):
     from sr_compress.checkpoint import load_checkpoint, save_checkpoint
-    from sr_compress.compress.memsr import plainify_file
-    from sr_compress.workflows import train_model
+    from sr_compress.ops.plainify import plainify_file
+    from sr_compress.ops.train import train_model
 
     teacher, _, _ = H.setup()
     src = save_checkpoint(teacher, tmp_path / "t.pt")

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sr_compress.checkpoint import load_checkpoint, save_checkpoint
-from sr_compress.compress.memsr import parse_bytes, plainify, plainify_file
-from sr_compress.compress.plainify import (
+from sr_compress.compress.plainify import parse_bytes, plainify
+from sr_compress.compress.plainify.exact import (
     PlainifyError,
     plainify_exact,
     realise,
@@ -21,9 +21,10 @@ from sr_compress.compress.plainify import (
     teacher_chain,
     verify,
 )
-from sr_compress.compress.winning_init import student_bound, winning_init
+from sr_compress.compress.plainify.winning_init import student_bound, winning_init
 from sr_compress.errors import BudgetExceededError, ConfigError, VerificationError
 from sr_compress.models import build_model
+from sr_compress.ops.plainify import plainify_file
 
 HERE = Path(__file__).parent
 PROPS = settings(max_examples=12, deadline=None, derandomize=True, database=None,
@@ -172,11 +173,11 @@ def test_eps_zero_student_reproduces_teacher_features(kw):
     m = edsr(kw.pop("seed"), **kw)
     x = calib(size=32)
     _all_branch_relus_active(m, x)
-    student, bridges, rep = winning_init(m, eps=0.0, calibration=x, shift_coef=1e6, teacher_memory=False,
+    student, bridges, rep = winning_init(m, eps=0.0, calibration=x, shift_coef=1e6,
                                          dtype=torch.float64)
     depth = len(bridges) + 1
     names = ["head", *[n for j in range(len(m.body)) for n in (f"body.{j}.act", f"body.{j}")]]
-    from sr_compress.train.strategies import capture_outputs
+    from sr_compress.models.capture import capture_outputs
 
     t64 = copy.deepcopy(m).double()
     with torch.no_grad(), capture_outputs(t64, names) as tf, capture_outputs(
@@ -201,7 +202,7 @@ def test_widths_shrink_monotonically_with_eps(kw):
     x = calib()
     prev = None
     for eps in (0.0, 0.01, 0.05, 0.1, 0.3, 0.7, 1.0):
-        _, _, rep = winning_init(m, eps=eps, calibration=x, teacher_memory=False)
+        _, _, rep = winning_init(m, eps=eps, calibration=x)
         for row in rep.layers[:-1]:
             assert row["rel_error"] <= eps + 1e-12 and 1 <= row["student_width"] <= row["teacher_width"]
         if prev is not None:
@@ -212,9 +213,9 @@ def test_widths_shrink_monotonically_with_eps(kw):
 
 def test_width_mode_round_to_and_report():
     m = edsr(n_feats=7, n_blocks=2)
-    _, _, rep = winning_init(m, width=5, calibration=calib(), teacher_memory=False)
+    _, _, rep = winning_init(m, width=5, calibration=calib())
     assert rep.widths == [5, 5, 5, 5, 5] and rep.layers[-1]["student_width"] == 7
-    _, _, rep = winning_init(m, eps=0.3, round_to=8, calibration=calib(), teacher_memory=False)
+    _, _, rep = winning_init(m, eps=0.3, round_to=8, calibration=calib())
     assert all(w % 8 == 0 or w == row["teacher_width"] for w, row in zip(rep.widths, rep.layers, strict=False))
     with pytest.raises(ConfigError, match="exactly one"):
         winning_init(m, eps=0.1, width=3, calibration=calib())
@@ -223,18 +224,18 @@ def test_width_mode_round_to_and_report():
 def test_shuffle_tail_is_one_conv_and_least_squares(tmp_path):
     m = edsr(scale=4, n_feats=8, n_blocks=1)
     x = calib(size=24)
-    s, _, rep = winning_init(m, eps=0.05, tail="shuffle", calibration=x, teacher_memory=False)
+    s, _, rep = winning_init(m, eps=0.05, tail="shuffle", calibration=x)
     assert len(s.tail) == 1 and s.tail[0].conv.out_channels == 48 and rep.tail_rel_error < 0.5
-    s_copy, _, rep_copy = winning_init(m, eps=0.05, tail="copy", calibration=x, teacher_memory=False)
+    s_copy, _, rep_copy = winning_init(m, eps=0.05, tail="copy", calibration=x)
     assert len(s_copy.tail) == 3
     assert rep.student_bound_bytes < rep_copy.student_bound_bytes and rep_copy.tail_share == 1.0
 
 
 def test_default_calibration_is_real_patches_and_fast():
     m = edsr()
-    _, _, rep = winning_init(m, eps=0.05, patches=3, patch_size=16, seed=2, teacher_memory=False)
+    _, _, rep = winning_init(m, eps=0.05, patches=3, patch_size=16, seed=2)
     assert rep.patches == 3 and rep.patch_size == 16 and rep.columns == 3 * 16 * 16
-    _, _, again = winning_init(m, eps=0.05, patches=3, patch_size=16, seed=2, teacher_memory=False)
+    _, _, again = winning_init(m, eps=0.05, patches=3, patch_size=16, seed=2)
     assert again.widths == rep.widths and again.layers == rep.layers  # deterministic for a seed
 
 
@@ -245,7 +246,7 @@ def test_chain_bound_agrees_with_bound_py(tail):
     from sr_compress.deploy.onnx import simplify_graph, to_onnx
 
     m = edsr(scale=4 if tail == "copy" else 3, n_feats=6)
-    s, _, _ = winning_init(m, eps=0.1, tail=tail, calibration=calib(), teacher_memory=False)
+    s, _, _ = winning_init(m, eps=0.1, tail=tail, calibration=calib())
     for w, h in ((60, 36), (96, 48)):
         scale = s.scale
         cost = graph_cost(simplify_graph(to_onnx(s)), [1, 3, h // scale, w // scale])
@@ -258,21 +259,20 @@ def test_memory_budget_fits(kw, frac):
     kw = dict(kw)
     m = edsr(kw.pop("seed"), **kw)
     x, size = calib(), (240, 120)
-    lo = winning_init(m, eps=1.0, tail="shuffle", calibration=x, size=size, teacher_memory=False)[2]
-    hi = winning_init(m, eps=0.0, tail="shuffle", calibration=x, size=size, teacher_memory=False)[2]
+    lo = winning_init(m, eps=1.0, tail="shuffle", calibration=x, size=size)[2]
+    hi = winning_init(m, eps=0.0, tail="shuffle", calibration=x, size=size)[2]
     budget = int(lo.student_bound_bytes + frac * (hi.student_bound_bytes - lo.student_bound_bytes))
-    s, _, rep = winning_init(m, memory_budget=budget, tail="shuffle", calibration=x, size=size,
-                             teacher_memory=False)
+    s, _, rep = winning_init(m, memory_budget=budget, tail="shuffle", calibration=x, size=size)
     assert rep.student_bound_bytes <= budget and student_bound(s, size) == rep.student_bound_bytes
     # the smallest ε that fits: the eps mode at the chosen ε gives the same student
-    again = winning_init(m, eps=rep.eps, tail="shuffle", calibration=x, size=size, teacher_memory=False)[2]
+    again = winning_init(m, eps=rep.eps, tail="shuffle", calibration=x, size=size)[2]
     assert again.widths == rep.widths
 
 
 def test_impossible_budget_names_the_tail():
     m = edsr(scale=4)
     with pytest.raises(BudgetExceededError, match=r"smallest student needs .* tail alone .* --tail shuffle"):
-        winning_init(m, memory_budget=10_000, size=(400, 400), calibration=calib(), teacher_memory=False)
+        winning_init(m, memory_budget=10_000, size=(400, 400), calibration=calib())
     assert parse_bytes("200MB") == 200_000_000 and parse_bytes("1.5KiB") == 1536
     with pytest.raises(ConfigError, match="200MB"):
         parse_bytes("lots")
@@ -282,8 +282,7 @@ def test_impossible_budget_names_the_tail():
 def test_shuffle_student_exports_as_plain_onnx(tmp_path):
     from sr_compress.deploy.onnx import export_onnx
 
-    s, _, _ = winning_init(edsr(scale=4, n_feats=8), eps=0.05, tail="shuffle", calibration=calib(),
-                           teacher_memory=False)
+    s, _, _ = winning_init(edsr(scale=4, n_feats=8), eps=0.05, tail="shuffle", calibration=calib())
     rep = export_onnx(s, tmp_path / "s.onnx")
     assert rep.is_plain, rep.plain_reason
     assert set(rep.ops_after) <= {"Conv", "Relu", "DepthToSpace", "Sub", "Mul", "Div", "Add"}

@@ -152,7 +152,7 @@ def test_stages_that_read_data_key_it_by_content():
 
 
 def test_a_code_change_changes_every_key(tmp_path, monkeypatch):
-    import sr_compress.recipes as rec
+    import sr_compress.recipes.engine as rec
 
     r = _recipe(tmp_path)
     from sr_compress.recipes import StageContext, stage_key

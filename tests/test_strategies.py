@@ -14,8 +14,9 @@ from test_trainer import BATCH, PATCH, Crash, ToySource, config, crash_at, tiny
 
 from sr_compress import metrics
 from sr_compress.errors import ConfigError
+from sr_compress.models.capture import capture_outputs
 from sr_compress.train.losses import mse_loss, training_ssim_map
-from sr_compress.train.strategies import build_strategy, capture_outputs
+from sr_compress.train.strategies import build_strategy
 from sr_compress.train.strategies.ail import (
     AIL_OFFICIAL,
     AILStrategy,

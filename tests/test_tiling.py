@@ -132,7 +132,7 @@ def test_upscale_tiled_with_an_onnx_session(arch, tmp_path):
 def test_upscale_onnx_files_matches_the_checkpoint_path(tmp_path):
     from PIL import Image
 
-    from sr_compress.workflows import upscale_files
+    from sr_compress.ops.upscale import upscale_files
 
     m = _model("vdsr", 2)
     export_onnx(m, tmp_path / "m.onnx")

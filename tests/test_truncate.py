@@ -132,8 +132,7 @@ def test_cli_truncate_and_eval_all_depths(invoke, tmp_path):
 
 
 def test_evaluate_depths_matches_evaluating_each_truncation(tmp_path):
-    from sr_compress.evaluate import evaluate_model
-    from sr_compress.workflows import eval_pairs_for
+    from sr_compress.evaluate import eval_pairs_for, evaluate_model
 
     m = tiny("asrn")
     pairs = eval_pairs_for(_photos(tmp_path / "p"), 2)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ._common import force_option, seed_option
+from ._common import STRATEGIES, TRAINING_PRESETS, force_option, seed_option
 
 #: the trainer settings the shared options set (the click parameter name is the TrainConfig field)
 CONFIG_OPTIONS = ("steps", "batch_size", "patch_size", "lr", "optimizer", "scheduler", "grad_clip", "ckpt_every",
@@ -51,8 +51,8 @@ def training_options(f: Callable) -> Callable:
         click.option("--val-every", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Y-PSNR on the validation images (of --data) every N steps, shown and kept in the "
                           "history (0 = off)."),
-        click.option("--preset", default=None, metavar="NAME",
-                     help="Start from a paper's schedule (ail-official); options given explicitly override it."),
+        click.option("--preset", type=TRAINING_PRESETS, default=None,
+                     help="Start from a paper's schedule; options given explicitly override it."),
         click.option("--set", "extra", multiple=True, metavar="KEY=VALUE",
                      help="Any other trainer setting (repeatable), e.g. --set step_size=200 --set gamma=0.5."),
         click.option("--resume", is_flag=True, help="Continue an interrupted run of the same output exactly."),
@@ -74,12 +74,12 @@ def strategy_options(*, default: str | None) -> Callable[[Callable], Callable]:
 
     def deco(f: Callable) -> Callable:
         options = [
-            click.option("--strategy", **chosen,
-                         help="Training strategy: l1, mse, charbonnier, kd, ail, pspl (see docs/strategies.md)."),
+            click.option("--strategy", type=STRATEGIES, **chosen,
+                         help="Training strategy (see docs/strategies.md)."),
             click.option("--opt", "opts", multiple=True, metavar="KEY=VALUE",
                          help="Strategy option (repeatable; JSON values), e.g. --opt beta=0.1 --opt init=zeros."),
             click.option("--teacher", type=click.Path(dir_okay=False), default=None,
-                         help="Teacher checkpoint (any supported format) for kd and ail."),
+                         help="Teacher checkpoint (any supported format) for the strategies that use one."),
             click.option("--teacher-scale", type=click.IntRange(2, 4), default=None,
                          help="Override the teacher's scale (one VDSR file serves ×2, ×3 and ×4)."),
         ]
@@ -94,11 +94,11 @@ def train_config(settings: dict[str, Any], *, preset: str | None, extra: tuple[s
     """The TrainConfig of a command: preset ← options given on the command line ← ``--set`` (and ``--seed``).
 
     An option left at its default does not override the preset (``--preset ail-official`` keeps lr 0.1)."""
+    from ..ops.train import train_config as build
     from ..train.presets import preset_settings
-    from ..train.trainer import TrainConfig
 
     ctx = click.get_current_context()
     base = preset_settings(preset)
     given = {k: settings[k] for k in CONFIG_OPTIONS
              if k in settings and (ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT or k not in base)}
-    return TrainConfig.from_dict({**base, **given, **parse_pairs(extra, "--set"), "seed": seed})
+    return build(preset=preset, settings={**given, **parse_pairs(extra, "--set"), "seed": seed}, seed=seed)

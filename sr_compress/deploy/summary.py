@@ -57,9 +57,8 @@ def pipeline_report(models: Mapping[str, SRModel], out_dir: str | os.PathLike, *
                     force: bool = False) -> PipelineReport:
     """Evaluate ``models`` (label → model; the first is the reference, e.g. the teacher, that the others are
     compared with) and write the report files; the crops show bicubic, the others, the reference, HR."""
-    from ..evaluate import comparison_rows, evaluate_bicubic, evaluate_model
+    from ..evaluate import comparison_rows, eval_pairs_for, evaluate_bicubic, evaluate_model
     from ..visual import save_comparison
-    from ..workflows import eval_pairs_for
 
     out = Path(out_dir)
     names = ("report.md", "report.json", "report.png", "crops.png")
@@ -82,7 +81,7 @@ def pipeline_report(models: Mapping[str, SRModel], out_dir: str | os.PathLike, *
     crops = [bicubic, *reports[1:], reports[0]]  # bicubic | each student | the reference (teacher) | HR
     save_comparison(out / "crops.png", comparison_rows(crops, pairs), force=force)
     atomic_write_text(out / "report.json", json.dumps(rep.to_dict(), indent=2), force=force)
-    atomic_write_text(out / "report.md", report_markdown(rep), force=force)
+    atomic_write_text(out / "report.md", pipeline_markdown(rep), force=force)
     if bench is not None:
         from .report import plot
 
@@ -112,7 +111,7 @@ def _cell(v: float | None, spec: str) -> str:
     return "–" if v is None else format(v, spec)
 
 
-def report_markdown(rep: PipelineReport) -> str:
+def pipeline_markdown(rep: PipelineReport) -> str:
     """The report as Markdown (fit for a README, a pull request or a CI job summary)."""
     first = rep.rows[0]
     lines = [f"# {rep.title}", "",

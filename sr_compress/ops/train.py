@@ -1,21 +1,23 @@
-"""The typed library functions behind the commands (``train``, ``eval``, ``upscale``, ``info``) and recipes.
-
-Each takes keyword arguments and returns data; the CLI and the recipe stages only call these.
-"""
+"""Operations ``train`` and ``finetune``: one trainer, a model (new or from a checkpoint), saved with provenance."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import LoadedModel, load_checkpoint, provenance_entry, save_checkpoint
-from .errors import ConfigError, DataError
-from .evaluate import EvalReport, evaluate_bicubic, evaluate_model
-from .fileio import check_output, require_file
-from .models import SRModel, build_model, count_params
+from ..checkpoint import provenance_entry, save_checkpoint
+from ..data.datasets import PatchSampler, load_dataset
+from ..errors import ConfigError, DataError
+from ..evaluate import eval_pairs_for
+from ..fileio import check_output
+from ..models import SRModel, build_model
+from ..train.presets import preset_settings
+from ..train.strategies import build_strategy
+from ..train.trainer import TrainConfig, Trainer, check_teacher, psnr_validator
+from .common import file_identity, load_model
 
 
 def new_model(arch: str, *, scale: int, hparams: dict[str, Any] | None = None, seed: int = 0) -> SRModel:
@@ -26,16 +28,21 @@ def new_model(arch: str, *, scale: int, hparams: dict[str, Any] | None = None, s
     return build_model(arch, **{**(hparams or {}), "scale": scale})
 
 
-def training_images(data: str | Path | None, scale: int, degradation: str = "bi") -> list:
-    """Training images: the bundled photos (``None``/"default"), a folder of HR images, or a paired layout."""
-    from .train.data import load_dataset
-
-    return load_dataset(data, scale, degradation, split="train")
+def train_config(*, preset: str | None = None, settings: dict[str, Any] | None = None, seed: int = 0) -> TrainConfig:
+    """The trainer settings: the seed, then the training preset's, then ``settings`` (explicit values win)."""
+    return TrainConfig.from_dict({"seed": seed, **preset_settings(preset), **(settings or {})})
 
 
 def work_dir_for(out: Path) -> Path:
     """Where periodic training state for output ``out`` lives: ``<out without suffix>.train/`` beside it."""
     return out.with_name(out.stem + ".train")
+
+
+def is_main_process() -> bool:
+    """False on every rank but 0 of a torchrun launch (only rank 0 writes files and prints)."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 @dataclass
@@ -48,7 +55,7 @@ class TrainOutcome:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Path | None = None,
+def train_model(model: SRModel, *, out: str | Path, config: TrainConfig, data: str | Path | None = None,
                 degradation: str = "bi", strategy: str = "l1", strategy_options: dict | None = None,
                 teacher: SRModel | None = None, student_extra: dict[str, Any] | None = None,
                 resume: bool = False, force: bool = False,
@@ -56,19 +63,12 @@ def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Pat
                 record: dict[str, Any] | None = None, inputs: tuple = ()) -> TrainOutcome:
     """Train ``model`` with the one trainer and save it (our format) to ``out``.
 
-    ``config`` is a :class:`sr_compress.train.trainer.TrainConfig`. With ``resume`` the run continues from
-    ``<out>.train/last.pt`` exactly where it stopped. ``student_extra``: the non-weight entries of the
-    checkpoint ``model`` came from (``LoadedModel.extra``), handed to the strategy before training.
-    ``teacher``: given exactly when the strategy uses one (same scale and colour space), else ConfigError.
-    The output's provenance gets one ``stage`` entry (strategy, options, data, budget, seed, plus ``record``).
-    ``inputs``: files the model or teacher came from; ``out`` may never be one of them, not even with ``force``.
+    With ``resume`` the run continues from ``<out>.train/last.pt`` exactly where it stopped. ``student_extra``:
+    the non-weight entries of the checkpoint ``model`` came from (``LoadedModel.extra``), handed to the strategy
+    before training. ``teacher``: given exactly when the strategy uses one (same scale and colour space), else
+    ConfigError. The output's provenance gets one ``stage`` entry (strategy, options, data, budget, seed, plus
+    ``record``). ``inputs``: files the model or teacher came from; ``out`` may never be one of them.
     """
-    import time
-
-    from .train.data import PatchSampler
-    from .train.strategies import build_strategy
-    from .train.trainer import Trainer, check_teacher
-
     out = Path(out)
     inputs = tuple(str(i) for i in inputs if i is not None)
     check_output(out, inputs=inputs, force=force or resume)
@@ -78,16 +78,13 @@ def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Pat
     state = work / "last.pt"
     if resume and not state.is_file():
         raise DataError(f"nothing to resume: {state} does not exist")
-    sampler = PatchSampler(training_images(data, model.scale, degradation), scale=model.scale,
+    sampler = PatchSampler(load_dataset(data, model.scale, degradation, split="train"), scale=model.scale,
                            patch_size=config.patch_size, batch_size=config.batch_size, degradation=degradation,
                            seed=config.seed)
     strat.use_checkpoint_extra(dict(student_extra or {}))
     t0 = time.perf_counter()
-    validate = None
-    if config.val_every:  # Y-PSNR on the data's validation images every val_every steps (history, progress)
-        from .train.trainer import psnr_validator
-
-        validate = psnr_validator(eval_pairs_for(data, model.scale, degradation))
+    # Y-PSNR on the data's validation images every val_every steps (history, progress)
+    validate = psnr_validator(eval_pairs_for(data, model.scale, degradation)) if config.val_every else None
     result = Trainer(model, strat, sampler, config, teacher=teacher, out_dir=work, progress=progress,
                      force=force, validate=validate).fit(resume=state if resume else None)
     trained = result.model
@@ -101,14 +98,33 @@ def train_model(model: SRModel, *, out: str | Path, config: Any, data: str | Pat
                         list(result.history))
 
 
-def file_identity(path: str | Path) -> dict[str, str]:
-    """``{"path", "sha256"}`` of an input file, as provenance records it."""
-    from .fileio import file_sha256
+def train(*, out: str | Path, config: TrainConfig, arch: str | None = None, init: str | Path | None = None,
+          scale: int = 2, hparams: dict[str, Any] | None = None, data: str | Path | None = None,
+          degradation: str = "bi", strategy: str = "l1", strategy_options: dict | None = None,
+          teacher: str | Path | None = None, teacher_scale: int | None = None, resume: bool = False,
+          force: bool = False, progress: Callable[[dict], None] | None = None) -> TrainOutcome:
+    """Train a new model (``arch`` with ``hparams`` at ``scale``, seeded by ``config.seed``) or the checkpoint
+    ``init`` further (its extra entries, e.g. plainify's bridges, reach the strategy); exactly one of the two.
+    ``teacher``: a checkpoint for the strategies that use one (``teacher_scale`` overrides its scale)."""
+    if (arch is None) == (init is None):
+        raise ConfigError("give exactly one of --arch / arch (a new model) or --init / init (a checkpoint to "
+                          "train further)")
+    if init is not None and hparams:
+        raise ConfigError("--hparam applies to new models (--arch), not to --init checkpoints")
+    check_output(out, inputs=[i for i in (init, teacher) if i is not None], force=force or resume)
+    extra: dict[str, Any] = {}
+    if init is not None:
+        loaded = load_model(init)
+        model, extra = loaded.model, loaded.extra
+    else:
+        model = new_model(arch, scale=scale, hparams=hparams, seed=config.seed)
+    t = load_model(teacher, overrides={"scale": teacher_scale}).model if teacher is not None else None
+    return train_model(model, out=out, config=config, data=data, degradation=degradation, strategy=strategy,
+                       strategy_options=strategy_options, teacher=t, student_extra=extra, resume=resume,
+                       force=force, progress=progress, inputs=(init, teacher))
 
-    return {"path": str(path), "sha256": file_sha256(require_file(path))}
 
-
-def finetune(student: str | Path, *, out: str | Path, config: Any, strategy: str,
+def finetune(student: str | Path, *, out: str | Path, config: TrainConfig, strategy: str,
              strategy_options: dict | None = None, teacher: str | Path | None = None,
              teacher_scale: int | None = None, data: str | Path | None = None, degradation: str = "bi",
              resume: bool = False, force: bool = False,
@@ -129,135 +145,3 @@ def finetune(student: str | Path, *, out: str | Path, config: Any, strategy: str
     return train_model(loaded.model, out=out, config=config, data=data, degradation=degradation, strategy=strategy,
                        strategy_options=strategy_options, teacher=t, student_extra=loaded.extra, resume=resume,
                        force=force, progress=progress, stage="finetune", record=record, inputs=tuple(inputs))
-
-
-def is_main_process() -> bool:
-    """False on every rank but 0 of a torchrun launch (only rank 0 writes files and prints)."""
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
-def eval_pairs_for(data: str | Path | None, scale: int, degradation: str = "bi") -> list:
-    from .train.data import eval_pairs
-
-    return eval_pairs(None if data in (None, "default") else Path(data), scale, degradation=degradation)
-
-
-def evaluate(model: SRModel, *, data: str | Path | None = None, degradation: str = "bi",
-             with_bicubic: bool = True, label: str | None = None, crops: str | Path | None = None,
-             force: bool = False) -> list[EvalReport]:
-    """Scores of ``model`` (and bicubic) on the validation photos or a folder (HR-only or HR/LR pairs).
-
-    ``crops``: also write a PNG of the same detailed window per image (bicubic | model | HR), 2× zoomed.
-    """
-    from .evaluate import comparison_rows
-
-    if crops is not None:
-        check_output(crops, force=force)
-    pairs = eval_pairs_for(data, model.scale, degradation)
-    keep = crops is not None
-    reports = [evaluate_model(model, pairs, method=label, keep_outputs=keep)]
-    if with_bicubic:
-        reports.append(evaluate_bicubic(pairs, model.scale, keep_outputs=keep))
-    if crops is not None:
-        from .visual import save_comparison
-
-        save_comparison(crops, comparison_rows(reports, pairs), force=force)
-    return reports
-
-
-def load_model(path: str | Path, *, overrides: dict[str, Any] | None = None) -> LoadedModel:
-    return load_checkpoint(path, overrides={k: v for k, v in (overrides or {}).items() if v is not None})
-
-
-def write_rgb(img, path: Path) -> None:
-    """(3,H,W) tensor in [0,1] → 8-bit PNG at ``path`` (the caller handles atomicity)."""
-    import numpy as np
-    from PIL import Image
-
-    arr = (img.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy())
-    Image.fromarray(np.ascontiguousarray(arr), "RGB").save(path, format="PNG")
-
-
-def upscale_files(model: Any, images: Sequence[str | Path], out: str | Path, *, tile: int | None = None,
-                  max_bytes: float | None = None, halo: int | None = None, force: bool = False) -> list[Path]:
-    """Super-resolve image files with an SRModel or an exported ``.onnx`` path (run by onnxruntime).
-
-    One image → ``out`` may be a .png file; otherwise ``out`` is a folder of ``<stem>_x<scale>.png``.
-    ``tile`` (LR px) and/or ``max_bytes`` run the network tile by tile with an exact halo (same output);
-    ``halo`` replaces the derived one (for graphs whose receptive radius cannot be derived).
-    """
-    from .deploy.tiling import tiled_network
-    from .fileio import atomic_write
-    from .infer import super_resolve
-    from .train.data import read_image
-
-    if isinstance(model, (str, Path)):
-        from .deploy.onnx import ort_session
-
-        model = ort_session(require_file(model, "ONNX model"))
-    net = tiled_network(model, tile=tile, max_bytes=max_bytes, halo=halo)
-    srcs = [Path(p) for p in images]
-    if not srcs:
-        raise DataError("no input images given")
-    out = Path(out)
-    single = len(srcs) == 1 and out.suffix.lower() == ".png"
-    targets = [out] if single else [out / f"{p.stem}_x{net.scale}.png" for p in srcs]
-    for t in targets:
-        check_output(t, inputs=srcs, force=force)
-    written = []
-    for src, dst in zip(srcs, targets, strict=True):
-        sr = super_resolve(net, read_image(src).unsqueeze(0))[0]
-        written.append(atomic_write(dst, lambda p, sr=sr: write_rgb(sr, p), inputs=srcs, force=force))
-    return written
-
-
-def model_info(path: str | Path, *, size: tuple[int, int] = (320, 180)) -> dict[str, Any]:
-    """Arch, hparams, params, MACs/FLOPs at LR size ``size`` (W×H), provenance of a checkpoint."""
-    p = Path(path)
-    if p.suffix.lower() == ".onnx":
-        from .deploy.onnx import onnx_info
-
-        return onnx_info(p, size=size)
-    from .metrics import count_macs
-
-    loaded = load_model(p)
-    m = loaded.model
-    w, h = size
-    in_shape = m.input_shape(size)
-    macs = count_macs(m, in_shape)
-    return {"path": str(p), "format": loaded.source, "arch": m.arch, "hparams": m.hparams,
-            "params": count_params(m), "input_size": f"{w}x{h} LR ({in_shape[3]}x{in_shape[2]} model input)",
-            "macs": macs, "gflops": 2 * macs / 1e9, "guesses": loaded.guesses, "provenance": m.provenance}
-
-
-def slim_checkpoint(path: str | Path, *, rho: float, out: str | Path, select: str = "l1", init: str = "copy",
-                    round_to: int = 1, seed: int = 0, size: tuple[int, int] = (320, 180),
-                    overrides: dict[str, Any] | None = None, force: bool = False) -> tuple[Path, Any, LoadedModel]:
-    """Slim the checkpoint at ``path`` (any supported format) by ``rho`` and save the student to ``out``.
-
-    Returns (written path, :class:`~sr_compress.compress.slim.SlimReport`, the loaded teacher).
-    """
-    from .compress.slim import slim
-
-    check_output(out, inputs=(path,), force=force)
-    loaded = load_model(path, overrides=overrides)
-    student, report = slim(loaded.model, rho, select=select, init=init, round_to=round_to, seed=seed, size=size)
-    written = save_checkpoint(student, out, force=force, inputs=(path,))
-    return written, report, loaded
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """"1920x1080" → (1920, 1080)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"size must look like 1920x1080, got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise ConfigError(f"size must be positive, got {text!r}")
-    return w, h
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, default=str)

@@ -1,4 +1,4 @@
-"""Recipes: a TOML file naming a list of stages, run with caching into a run folder.
+"""The recipe engine: a TOML file naming a list of stages, run with caching into a run folder.
 
 ```toml
 name = "demo"            # optional; default: the file's stem
@@ -31,18 +31,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .compat import tomllib
-from .config import from_dict
-from .errors import ConfigError, DataError
-from .fileio import atomic_write_text, file_sha256
-from .registry import Registry
+from .. import __version__
+from ..compat import tomllib
+from ..config import from_dict
+from ..data.datasets import SKIMAGE_PHOTOS, skimage_data_dir
+from ..errors import ConfigError, DataError
+from ..fileio import atomic_write_text, file_sha256
+from ..registry import Registry
 
 
 @dataclass
 class StageOutput:
     artifact: Path  # the file the stage produced (inside its folder)
     summary: dict[str, Any] = field(default_factory=dict)  # numbers worth showing in the run summary
+    warnings: list[str] = field(default_factory=list)  # what the operation warned about (shown by `run`)
 
 
 @dataclass
@@ -68,7 +70,6 @@ def register_stage(kind: str, params: type, *, inputs: tuple[str, ...] = ()) -> 
 
 
 def stage_kinds() -> list[str]:
-    _load_builtin_stages()
     return _STAGES.names()
 
 
@@ -120,7 +121,6 @@ class StageContext:
 
 def parse_recipe(data: dict[str, Any], *, source: Path | None = None) -> Recipe:
     """Validate a recipe dict (as read from TOML) into typed stages; every unknown key is reported."""
-    _load_builtin_stages()
     known = {"name", "out", "seed", "stage"}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -209,8 +209,6 @@ class ContentHasher:
 
 def default_data_digest(hasher: ContentHasher) -> str:
     """Identity of the default data: the contents of the bundled photos the default splits use."""
-    from .train.data import SKIMAGE_PHOTOS, skimage_data_dir
-
     folder = skimage_data_dir()
     h = hashlib.sha256()
     for name, file in sorted(SKIMAGE_PHOTOS.items()):
@@ -226,7 +224,7 @@ def code_digest() -> str:
     """SHA-256 of srcompress's own source files: a code change invalidates every cached stage."""
     global _CODE_DIGEST
     if _CODE_DIGEST is None:
-        root = Path(__file__).resolve().parent
+        root = Path(__file__).resolve().parents[1]  # the sr_compress package
         h = hashlib.sha256()
         for p in sorted(root.rglob("*.py")):
             h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
@@ -274,6 +272,7 @@ class StageResult:
     seconds: float
     artifact: str
     summary: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
 
 
 def run_recipe(recipe: Recipe, *, progress: Callable[[dict], None] | None = None,
@@ -305,7 +304,8 @@ def _run_stage(stage: Stage, ctx: StageContext, key: str, on_stage: Callable[[St
         if meta.get("key") == key and Path(meta.get("artifact", "")).is_file():
             if on_stage:
                 on_stage(stage, "cached")
-            return StageResult(stage.id, stage.kind, "cached", 0.0, meta["artifact"], meta.get("summary", {}))
+            return StageResult(stage.id, stage.kind, "cached", 0.0, meta["artifact"], meta.get("summary", {}),
+                               meta.get("warnings", []))
     if on_stage:
         on_stage(stage, "running")
     ctx.folder.mkdir(parents=True, exist_ok=True)
@@ -313,9 +313,9 @@ def _run_stage(stage: Stage, ctx: StageContext, key: str, on_stage: Callable[[St
     out = _STAGES.get(stage.kind).run(stage.params, ctx)
     seconds = time.perf_counter() - t0
     meta = {"key": key, "kind": stage.kind, "params": asdict(stage.params), "artifact": str(out.artifact),
-            "summary": out.summary, "seconds": round(seconds, 2)}
+            "summary": out.summary, "warnings": out.warnings, "seconds": round(seconds, 2)}
     atomic_write_text(meta_path, json.dumps(meta, indent=2, default=str), force=True)
-    return StageResult(stage.id, stage.kind, "ran", seconds, str(out.artifact), out.summary)
+    return StageResult(stage.id, stage.kind, "ran", seconds, str(out.artifact), out.summary, list(out.warnings))
 
 
 def _write_summary(recipe: Recipe, results: list[StageResult]) -> None:
@@ -332,14 +332,3 @@ def _write_summary(recipe: Recipe, results: list[StageResult]) -> None:
 
 def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
-_BUILTINS_LOADED = False
-
-
-def _load_builtin_stages() -> None:
-    """Import the modules that register stage kinds (kept lazy: they import torch)."""
-    global _BUILTINS_LOADED
-    if not _BUILTINS_LOADED:
-        _BUILTINS_LOADED = True
-        from . import stages  # noqa: F401

@@ -32,7 +32,8 @@ from ..config import from_dict
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from ..infer import model_input, to_model_space
 from ..models import SRModel
-from .strategies import Batch, Strategy, TrainContext, build_strategy, capture_outputs
+from ..models.capture import capture_outputs
+from .strategies import Batch, Strategy, TrainContext, build_strategy
 
 log = logging.getLogger(__name__)
 

@@ -30,18 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, VerificationError
-from ..models import SRModel, build_model
-from .base import StageReport, record_stage
+from ...errors import ConfigError, PlainifyError, VerificationError
+from ...infer import default_real_images, model_space_input
+from ...models import SRModel, build_model, count_params
+from ..base import StageReport, record_stage
 
 SCHEMES = ("pair", "shift")
 #: the official C = 1000 on 0–255 data; scaled by ``img_range / 255`` for nets that compute in another range
 OFFICIAL_C = 1000.0
 EXACT_TOLERANCE = 1e-9  # float64, relative to the teacher's output range
-
-
-class PlainifyError(ConfigError):
-    """The model cannot be converted to a plain chain (the message names the module)."""
 
 
 @dataclass
@@ -132,23 +129,13 @@ def _wb(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
     return w, b
 
 
-_UNSUPPORTED = {
-    "msrresnet": "its global skip adds a bilinear upsampling of the input image (F.interpolate in forward) and "
-                 "its activations are LeakyReLU (body.*.act) — neither is a conv / ReLU / add / pixel shuffle",
-    "vdsr": "its only skip is the global image residual, which the plain-graph check already accepts when "
-            "declared (export reports it plain); there is no skip across a ReLU to remove",
-    "fsrcnn": "it has no skip to remove, and its PReLU activations and ConvTranspose upsampler (deconv) are not "
-              "conv / ReLU / pixel shuffle",
-    "plain": "it is already a plain chain",
-}
-
-
 def teacher_chain(model: SRModel) -> TeacherChain:
     """Read an EDSR-style residual net (our ``edsr`` arch; EDSR-PyTorch / BasicSR / MMagic import into it) as a
     chain of dense linear steps. Widths are read from the weights (channel-slimmed blocks are fine)."""
     arch = getattr(model, "arch", type(model).__name__)
-    if arch in _UNSUPPORTED:
-        raise PlainifyError(f"cannot plainify {arch}: {_UNSUPPORTED[arch]}")
+    refusal = getattr(type(model), "plainify_refusal", None)  # each family declares it (models/<family>.py)
+    if refusal:
+        raise PlainifyError(f"cannot plainify {arch}: {refusal}")
     for name in ("sub_mean", "head", "body", "body_conv", "tail", "add_mean"):
         if not hasattr(model, name):
             raise PlainifyError(f"cannot plainify {arch}: no module {name!r} (only EDSR-style nets: mean shift, "
@@ -391,7 +378,6 @@ class ExactReport(StageReport):
 
 def check_input(model: SRModel, seed: int = 0) -> list[torch.Tensor]:
     """Random noise (odd size, batch 2) plus real photo crops (model space, [0, 1]) to check exactness on."""
-    from ..deploy.onnx import default_real_images, model_space_input
 
     g = torch.Generator().manual_seed(seed)
     return [torch.rand(2, model.channels, 19, 23, generator=g),
@@ -465,8 +451,6 @@ def plainify_exact(model: SRModel, *, scheme: str = "pair", shift_c: float | Non
     if not e64 <= EXACT_TOLERANCE:
         raise VerificationError(f"the plain equivalent differs from the teacher by {e64:.3e} of the output range "
                                 f"in float64 (tolerance {EXACT_TOLERANCE:.0e})")
-    from ..models.base import count_params
-
     params = {"scheme": scheme, "shift_c": c_used}
     record_stage(plain, model, "plainify", mode="exact", **params)
     report = ExactReport(stage="plainify", params=params, scheme=scheme, layers=len(plain_convs(plain)),

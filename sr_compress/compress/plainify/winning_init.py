@@ -27,10 +27,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import BudgetExceededError, ConfigError
-from ..models import SRModel, build_model
-from .base import StageReport, record_stage
-from .plainify import TailLayer, TeacherChain, load_layers, teacher_chain
+from ...data.datasets import EvalPair, load_dataset
+from ...data.degrade import degrade
+from ...errors import BudgetExceededError, ConfigError
+from ...infer import model_space_input
+from ...models import SRModel, build_model, count_params
+from ...models.capture import capture_outputs
+from ..base import StageReport, record_stage
+from .exact import TailLayer, TeacherChain, load_layers, teacher_chain
 
 TAILS = ("copy", "shuffle")
 #: Mean-shift coefficient. **choice**: 30, not the official 3 — measured (docs/results.md): 3 shifts a roughly
@@ -117,15 +121,10 @@ def calibration_patches(model: SRModel, data: Any = None, *, patches: int = DEFA
 
     For HR-only images each crop is made from an HR crop with a 2-px LR margin (so the bicubic kernel sees real
     pixels), not from the whole downscaled image: the same LR values inside, a fraction of the work."""
-    from ..deploy.onnx import model_space_input
-    from ..train.data import EvalPair
-    from ..train.degrade import degrade
-    from ..workflows import training_images
-
     if patches < 1 or patch_size < 4:
         raise ConfigError(f"need ≥ 1 calibration patch of ≥ 4 px, got {patches} × {patch_size}")
     s, m = model.scale, 2
-    images = training_images(data, s, degradation)
+    images = load_dataset(data, s, degradation, split="train")
     g = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(patches):
@@ -151,7 +150,6 @@ def spectra(model: SRModel, chain: TeacherChain, x: torch.Tensor, *, columns: in
     """Spectra of every step but the last, from the teacher's own (float32) forward on ``x``; the features go
     to float64 as they are recorded, on ≤ ``columns`` random pixel columns (the same for every layer).
     Also returns the tail's input ``t`` and output (float64, full size) for fitting a shuffle tail."""
-    from ..train.strategies.base import capture_outputs
 
     n, _, h, w = x.shape
     total = n * h * w
@@ -346,16 +344,6 @@ def _bound_of(chain: TeacherChain, widths: Sequence[int], tail: Sequence[TailLay
                        start=start)
 
 
-def teacher_bound(model: SRModel, out_size: tuple[int, int]) -> int:
-    """The residual teacher's bound from its exported graph (:func:`..deploy.bound.graph_cost`)."""
-    from ..deploy.bound import graph_cost
-    from ..deploy.onnx import simplify_graph, to_onnx
-
-    s = model.scale
-    shape = [1, model.channels, math.ceil(out_size[1] / s), math.ceil(out_size[0] / s)]
-    return graph_cost(simplify_graph(to_onnx(copy.deepcopy(model).float().eval())), shape).bound_bytes
-
-
 def eps_for_budget(chain: TeacherChain, specs: Sequence[LayerSpectrum], tail: Sequence[TailLayer], budget: int,
                    lr_hw: tuple[int, int], round_to: int = 1) -> tuple[float, list[int]]:
     """The smallest ε whose student fits ``budget`` bytes at ``lr_hw``; a clear error when none does."""
@@ -391,12 +379,13 @@ def winning_init(teacher: SRModel, *, eps: float | None = None, width: int | Non
                  memory_budget: int | None = None, size: tuple[int, int] = (1920, 1080), tail: str = "copy",
                  round_to: int = 1, patches: int = DEFAULT_PATCHES, patch_size: int = DEFAULT_PATCH,
                  columns: int = DEFAULT_COLUMNS, shift_coef: float = SHIFT_COEF, seed: int = 0, data: Any = None,
-                 calibration: torch.Tensor | None = None, teacher_memory: bool = True,
+                 calibration: torch.Tensor | None = None,
                  dtype: torch.dtype = torch.float32) -> tuple[SRModel, list[Bridge], WinningReport]:
     """A thin plain student of the residual ``teacher`` with its bridges (Algorithm 1). Exactly one of ``eps``,
     ``width`` and ``memory_budget`` (bytes, at output ``size`` = (width, height)) picks the widths.
     ``calibration``: model-space LR patches to use instead of sampling ``patches`` crops of ``data``.
-    ``teacher_memory``: also export the teacher to report its bound. ``dtype``: of the student's weights."""
+    ``dtype``: of the student's weights. The report's ``teacher_bound_bytes`` stays None here: the teacher's
+    bound needs its exported graph (deploy), which ``sr_compress.ops.plainify`` fills in."""
     t0 = time.perf_counter()
     if sum(v is not None for v in (eps, width, memory_budget)) != 1:
         raise ConfigError("give exactly one of eps, width or memory_budget")
@@ -423,8 +412,6 @@ def winning_init(teacher: SRModel, *, eps: float | None = None, width: int | Non
     kernels = student_kernels(chain, bridges)
     load_layers(student, [*kernels, *((t.weight, t.bias) for t in tail_layers)])
     student = student.to(dtype).eval()
-    from ..models.base import count_params
-
     rows = [LayerRow(sp.name, sp.width, r, sp.error(r)) for sp, r in zip(specs, widths, strict=True)]
     rows.append(LayerRow(chain.steps[-1].name, chain.steps[-1].width, chain.steps[-1].width, 0.0, "identity"))
     sb = student_bound(student, size)
@@ -437,7 +424,7 @@ def winning_init(teacher: SRModel, *, eps: float | None = None, width: int | Non
         stage="plainify", params=params, mode=mode, eps=eps, widths=[int(w) for w in widths],
         layers=[vars(r) for r in rows], tail=tail, tail_rel_error=tail_err, teacher_params=count_params(src),
         student_params=count_params(student), bound_size=list(size),
-        teacher_bound_bytes=teacher_bound(src, size) if teacher_memory else None, student_bound_bytes=sb,
+        teacher_bound_bytes=None, student_bound_bytes=sb,
         tail_bound_bytes=tb_tail, tail_share=tb_tail / sb if sb else None, memory_budget=memory_budget,
         patches=int(x.shape[0]), patch_size=int(x.shape[-1]),
         columns=min(columns, x.shape[0] * x.shape[2] * x.shape[3]),
