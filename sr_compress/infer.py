@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
+from .imresize import imresize
 from .models import SRModel
 
 REAL_CROPS = ((180, 200, 36, 44), (120, 150, 27, 33))  # (top, left, height, width) of skimage's astronaut
@@ -13,8 +14,6 @@ REAL_CROPS = ((180, 200, 36, 44), (120, 150, 27, 33))  # (top, left, height, wid
 def model_input(model: SRModel, lr: torch.Tensor) -> torch.Tensor:
     """What ``model`` takes for an LR batch in the model's colour space (Y or RGB): bicubic-upscaled for VDSR."""
     if model.pre_upsample:
-        from .imresize import imresize
-
         return imresize(lr, model.scale)
     return lr
 
@@ -30,8 +29,6 @@ def super_resolve(model: SRModel, lr_rgb: torch.Tensor) -> torch.Tensor:
 
     Y models super-resolve the Y channel; Cb and Cr are bicubic-upscaled (the usual convention).
     """
-    from .imresize import imresize
-
     model.eval()
     if model.channels == 1:
         ycc = rgb_to_ycbcr(lr_rgb)

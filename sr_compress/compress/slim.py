@@ -23,7 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.datasets import default_images
 from ..errors import ConfigError, VerificationError
+from ..infer import to_model_space
+from ..metrics import macs_by_module
 from ..models import SRModel, build_model, count_params
 from ..models.capture import capture_outputs
 from ..models.groups import ChannelGroup, Member
@@ -171,8 +174,6 @@ def _member_axes(m: Member) -> list[tuple[str, int]]:
 # -- calibration --------------------------------------------------------------------------------------------------
 def calibration_batch(model: SRModel, *, n: int = 8, side: int = 48, seed: int = 0) -> torch.Tensor:
     """``n`` seeded ``side``² crops of the bundled training photos in ``model``'s input space (Y or RGB)."""
-    from ..data.datasets import default_images
-    from ..infer import to_model_space
 
     gen = torch.Generator().manual_seed(seed)
     images = [im.hr for im in default_images("train")]
@@ -217,7 +218,6 @@ def calibrate_gains(teacher: nn.Module, student: nn.Module, groups: list[Channel
 # -- report -------------------------------------------------------------------------------------------------------
 def _report(old: SRModel, new: SRModel, groups: list[ChannelGroup], widths: dict[str, int],
             params: dict[str, Any], size: tuple[int, int]) -> SlimReport:
-    from ..metrics import macs_by_module
 
     shape = old.input_shape(size)
     macs_old, macs_new = macs_by_module(old, shape), macs_by_module(new, shape)

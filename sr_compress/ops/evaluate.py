@@ -21,6 +21,7 @@ from ..evaluate import (
 )
 from ..fileio import check_output
 from ..models import SRModel
+from ..visual import save_comparison
 from .common import load_model
 
 NPZ_PROTOCOL = "npz bicubic Y, unrounded float, scale px shaved"
@@ -41,8 +42,6 @@ def evaluate_images(model: SRModel, *, data: str | Path | None = None, degradati
     if with_bicubic:
         reports.append(evaluate_bicubic(pairs, model.scale, keep_outputs=keep))
     if crops is not None:
-        from ..visual import save_comparison
-
         save_comparison(crops, comparison_rows(reports, pairs), force=force)
     return reports
 

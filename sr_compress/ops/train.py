@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.distributed as dist
+
 from ..checkpoint import provenance_entry, save_checkpoint
 from ..data.datasets import PatchSampler, load_dataset
 from ..errors import ConfigError, DataError
@@ -22,8 +25,6 @@ from .common import file_identity, load_model
 
 def new_model(arch: str, *, scale: int, hparams: dict[str, Any] | None = None, seed: int = 0) -> SRModel:
     """A freshly initialised registered model; ``seed`` fixes the initial weights."""
-    import torch
-
     torch.manual_seed(seed)
     return build_model(arch, **{**(hparams or {}), "scale": scale})
 
@@ -40,8 +41,6 @@ def work_dir_for(out: Path) -> Path:
 
 def is_main_process() -> bool:
     """False on every rank but 0 of a torchrun launch (only rank 0 writes files and prints)."""
-    import torch.distributed as dist
-
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 

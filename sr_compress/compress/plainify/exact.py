@@ -22,6 +22,7 @@ conv is not exact at the borders.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -388,8 +389,6 @@ def verify(teacher: SRModel, plain64: SRModel, plain32: SRModel,
            xs: list[torch.Tensor]) -> tuple[float, float, float]:
     """(float64 error, float32 error, output range): max |plain − teacher| relative to the teacher's output
     range; ``plain64`` carries the float64 weights of the conversion, ``plain32`` the float32 ones."""
-    import copy
-
     t64, p64, p32 = copy.deepcopy(teacher).double().eval(), plain64.eval(), copy.deepcopy(plain32).float().eval()
     e64 = e32 = 0.0
     lo, hi = math.inf, -math.inf
@@ -428,8 +427,6 @@ def plainify_exact(model: SRModel, *, scheme: str = "pair", shift_c: float | Non
     :class:`VerificationError` if the float64 difference exceeds ``EXACT_TOLERANCE`` of the output range
     (with ``shift``: if a skip value on ``calibration`` goes below −C).
     """
-    import copy
-
     src = copy.deepcopy(model).eval()
     chain = teacher_chain(src)
     plain64 = realise(chain, scheme, shift_c, dtype=torch.float64)
