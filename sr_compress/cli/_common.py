@@ -124,6 +124,9 @@ MODELS = RegistryName("sr_compress.models.registry:_MODELS")
 STRATEGIES = RegistryName("sr_compress.train.strategies.base:_STRATEGIES")
 TRAINING_PRESETS = RegistryName("sr_compress.train.presets:PRESETS")
 RUNTIME_PRESETS = RegistryName("sr_compress.deploy.runners:ORT_PRESETS")
+DEGRADATIONS = RegistryName("sr_compress.data.degrade:DEGRADATIONS")
+OPTIMIZERS = RegistryName("sr_compress.train.trainer:OPTIMIZERS")
+SCHEDULERS = RegistryName("sr_compress.train.trainer:SCHEDULERS")
 
 
 def show_warnings(warnings: list[str]) -> None:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import click
 
-from ._common import console, err_console, force_option, json_option, model_options, overrides_from, print_json
+from ._common import (
+    DEGRADATIONS,
+    console,
+    err_console,
+    force_option,
+    json_option,
+    model_options,
+    overrides_from,
+    print_json,
+)
 
 
 @click.command("eval")
@@ -12,7 +21,7 @@ from ._common import console, err_console, force_option, json_option, model_opti
 @click.option("--data", default="default", show_default=True,
               help="'default' (bundled validation photos), a folder of HR images / HR+LR pairs, or a MATLAB "
                    ".npz of the AIL release (bicubic Y inputs: its unrounded-float protocol, VDSR-style models).")
-@click.option("--degradation", type=click.Choice(["bi", "bd", "dn"]), default="bi", show_default=True,
+@click.option("--degradation", type=DEGRADATIONS, default="bi", show_default=True,
               help="How LR images are made from HR ones (when the folder holds HR only).")
 @click.option("--no-bicubic", is_flag=True, help="Leave out the bicubic reference row.")
 @click.option("--crops", type=click.Path(dir_okay=False), default=None,

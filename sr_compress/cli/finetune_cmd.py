@@ -12,7 +12,7 @@ from ._training import parse_pairs, strategy_options, train_config, training_opt
 
 @click.command("finetune")
 @click.argument("student", type=click.Path(dir_okay=False))
-@strategy_options(default=None)
+@strategy_options(required=True)
 @training_options
 def finetune(student: str, strategy: str, opts: tuple[str, ...], teacher: str | None, teacher_scale: int | None,
              data: str, degradation: str, preset: str | None, extra: tuple[str, ...], resume: bool, output: str,

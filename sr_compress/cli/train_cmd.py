@@ -6,18 +6,18 @@ from typing import Any
 
 import click
 
-from ._common import MODELS, console
-from ._training import parse_pairs, strategy_options, train_config, training_options
+from ._common import MODELS, console, stage_option
+from ._training import OP, parse_pairs, strategy_options, train_config, training_options
 
 
 @click.command("train")
 @click.option("--arch", type=MODELS, default=None, help="Model family for a new model.")
 @click.option("--init", "init", type=click.Path(dir_okay=False), default=None,
               help="Start from this checkpoint instead of a new model (any supported format).")
-@click.option("--scale", type=click.IntRange(2, 4), default=2, show_default=True, help="Upscaling factor.")
+@stage_option("--scale", type=click.IntRange(2, 4), default_from=OP + "scale", help="Upscaling factor.")
 @click.option("--hparam", "hparams", multiple=True, metavar="KEY=VALUE",
               help="Model hyper-parameter (repeatable; JSON values), e.g. --hparam n_feats=32.")
-@strategy_options(default="l1")
+@strategy_options(required=False)
 @training_options
 def train(arch: str | None, init: str | None, scale: int, hparams: tuple[str, ...], strategy: str,
           opts: tuple[str, ...], teacher: str | None, teacher_scale: int | None, data: str, degradation: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 
 from ..checkpoint import provenance_entry, save_checkpoint
+from ..config import defaults_of
 from ..data.datasets import PatchSampler, load_dataset
 from ..errors import ConfigError, DataError
 from ..evaluate import eval_pairs_for
@@ -21,6 +22,10 @@ from ..train.presets import preset_settings
 from ..train.strategies import build_strategy
 from ..train.trainer import TrainConfig, Trainer, check_teacher, psnr_validator
 from .common import file_identity, load_model
+
+#: What ``srcompress train/finetune`` start from: the trainer's defaults, except a higher learning rate and more
+#: frequent resumable state for interactive runs (recipes and library calls use TrainConfig's own).
+COMMAND_DEFAULTS: dict[str, Any] = {**{f.name: f.default for f in fields(TrainConfig)}, "lr": 2e-4, "ckpt_every": 500}
 
 
 def new_model(arch: str, *, scale: int, hparams: dict[str, Any] | None = None, seed: int = 0) -> SRModel:
@@ -144,3 +149,7 @@ def finetune(student: str | Path, *, out: str | Path, config: TrainConfig, strat
     return train_model(loaded.model, out=out, config=config, data=data, degradation=degradation, strategy=strategy,
                        strategy_options=strategy_options, teacher=t, student_extra=loaded.extra, resume=resume,
                        force=force, progress=progress, stage="finetune", record=record, inputs=tuple(inputs))
+
+
+#: the train operation's defaults (scale, strategy, degradation…): the CLI and the recipe stage read them here
+TRAIN_DEFAULTS = defaults_of(train)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import defaults_of, parse_size
+from ..config import parse_size
 from ..deploy.bench import BenchResult
 from ..deploy.summary import pipeline_report
 from ..errors import ConfigError
@@ -26,7 +26,7 @@ from ..ops.common import load_model
 from ..train.strategies import build_strategy
 from .engine import StageContext, StageOutput, register_stage
 
-TRAIN = defaults_of(train_op.train)
+TRAIN = train_op.TRAIN_DEFAULTS
 PLAINIFY = plainify_op.DEFAULTS
 EXPORT = export_op.DEFAULTS
 SLIM = slim_op.DEFAULTS
