@@ -109,7 +109,8 @@ class RegistryName(click.ParamType):
         return src.names() if hasattr(src, "names") else list(src)
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
-        return "[" + "|".join(self.names()) + "]"
+        """The names, less private ones (a leading "_": test or plugin entries not meant for the help)."""
+        return "[" + "|".join(n for n in self.names() if not n.startswith("_")) + "]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         src = self.source()
