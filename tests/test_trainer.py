@@ -13,11 +13,11 @@ from sr_compress.checkpoint import load_checkpoint
 from sr_compress.color import rgb_to_ycbcr
 from sr_compress.errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from sr_compress.models import build_model, tiny_hparams
+from sr_compress.models.capture import capture_outputs
 from sr_compress.train.losses import charbonnier_loss, l1_loss, mse_loss, pixel_loss, reduce_loss
 from sr_compress.train.strategies import (
     Strategy,
     build_strategy,
-    capture_outputs,
     list_strategies,
     register_strategy,
 )
