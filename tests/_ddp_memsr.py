@@ -1,4 +1,4 @@
-"""Helper of tests/test_memsr.py: a tiny memsr fine-tuning run, as one process or under torchrun.
+"""Helper of tests/train/test_memsr.py: a tiny memsr fine-tuning run, as one process or under torchrun.
 
 Usage: ``python -m torch.distributed.run --standalone --nproc_per_node 2 tests/_ddp_memsr.py OUT_DIR`` writes
 OUT_DIR/last.pt from rank 0; the test imports :func:`run` for the single-process run of the same global batch.

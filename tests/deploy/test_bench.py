@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from helpers.cli import one_error_line
 
 from sr_compress.checkpoint import save_checkpoint
 from sr_compress.deploy import bench as B
@@ -212,7 +213,7 @@ def test_cli_table_and_json(invoke, models):
 ])
 def test_cli_bad_options_are_one_line_exit_2(invoke, models, args, message):
     code, _, err = invoke("bench", models / "plain_tiny.onnx", *args)
-    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and message in one_error_line(err)
 
 
 def test_cli_bad_files_are_one_line_exit_2(invoke, models, tmp_path):
@@ -220,10 +221,10 @@ def test_cli_bad_files_are_one_line_exit_2(invoke, models, tmp_path):
     for path, message in ((tmp_path / "missing.onnx", "model not found"),
                           (tmp_path / "model.h5", "unknown model file type")):
         code, _, err = invoke("bench", path, "--no-memory")
-        assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+        assert code == 2 and message in one_error_line(err)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cli_cuda_without_cuda_is_exit_2(invoke, models):
     code, _, err = invoke("bench", models / "plain_tiny.onnx", "--device", "cuda")
-    assert code == 2 and "no CUDA device" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "no CUDA device" in one_error_line(err)

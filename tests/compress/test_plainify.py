@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import foreign
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,16 +25,8 @@ from sr_compress.errors import BudgetExceededError, ConfigError, VerificationErr
 from sr_compress.models import build_model
 from sr_compress.ops.plainify import plainify_file
 
-HERE = Path(__file__).parent
 PROPS = settings(max_examples=12, deadline=None, derandomize=True, database=None,
                  suppress_health_check=[HealthCheck.too_slow])
-
-
-def _foreign():
-    spec = importlib.util.spec_from_file_location("_foreign_fixtures", HERE / "test_foreign.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def edsr(seed: int = 0, **kw) -> torch.nn.Module:
@@ -99,7 +90,7 @@ def test_shift_scheme_bound_is_checked():
 
 @pytest.mark.parametrize("fmt", ["edsr-pytorch", "basicsr", "mmagic"])
 def test_foreign_edsr_converts_exactly(tmp_path, fmt):
-    f = _foreign()
+    f = foreign
     if fmt == "edsr-pytorch":
         obj = f.edsr_pytorch_sd(4)
     elif fmt == "basicsr":

@@ -14,11 +14,11 @@ from sr_compress.errors import ConfigError
 from sr_compress.train.strategies import build_strategy
 from sr_compress.train.trainer import Trainer
 
-HERE = Path(__file__).parent
+HELPERS = Path(__file__).resolve().parents[1]  # tests/: the torchrun helper scripts
 
 
 def _helper():
-    spec = importlib.util.spec_from_file_location("_ddp_memsr", HERE / "_ddp_memsr.py")
+    spec = importlib.util.spec_from_file_location("_ddp_memsr", HELPERS / "_ddp_memsr.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -103,7 +103,7 @@ def test_train_model_passes_checkpoint_extra(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo backend")
 def test_ddp_with_bridges_equals_single_process(tmp_path):
-    run_torchrun(HERE / "_ddp_memsr.py", tmp_path / "ddp")
+    run_torchrun(HELPERS / "_ddp_memsr.py", tmp_path / "ddp")
     ddp = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
     single, strat = H.run(str(tmp_path / "single"))
     assert ddp["train_state"]["world_size"] == 2

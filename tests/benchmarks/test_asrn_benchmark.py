@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "asrn_elastic.py"
-SET5 = Path(__file__).resolve().parents[2] / "shared" / "data" / "set5" / "HR"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "asrn_elastic.py"
+SET5 = Path(__file__).resolve().parents[3] / "shared" / "data" / "set5" / "HR"
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not SET5.is_dir(), reason="the shared Set5 images are not on this machine")]

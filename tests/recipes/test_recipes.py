@@ -98,7 +98,7 @@ def test_unknown_reference_and_bad_toml(tmp_path):
 def test_shipped_recipes_parse():
     from pathlib import Path
 
-    for path in sorted((Path(__file__).parents[1] / "recipes").glob("*.toml")):
+    for path in sorted((Path(__file__).parents[2] / "recipes").glob("*.toml")):
         recipe = load_recipe(path)
         assert recipe.stages, path
 

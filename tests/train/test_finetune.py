@@ -6,10 +6,12 @@ import hashlib
 
 import pytest
 import torch
+from helpers.cli import one_error_line
+from helpers.models import tiny_checkpoint
 
 from sr_compress.checkpoint import load_checkpoint, save_checkpoint
 from sr_compress.errors import ConfigError, OutputExistsError
-from sr_compress.models import build_model, tiny_hparams
+from sr_compress.models import tiny_hparams
 from sr_compress.ops.train import finetune
 from sr_compress.recipes import parse_recipe, run_recipe
 from sr_compress.train.strategies import Strategy, register_strategy
@@ -18,20 +20,8 @@ from sr_compress.train.trainer import TrainConfig
 TINY_RUN = ["--steps", "2", "--batch-size", "2", "--patch-size", "16", "--ckpt-every", "0"]
 
 
-def _ckpt(path, arch="edsr", seed=0, scale=2, extra=None, **over):
-    torch.manual_seed(seed)
-    save_checkpoint(build_model(arch, **{**tiny_hparams(arch, scale), **over}), path, extra=extra)
-    return path
-
-
 def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _one_error_line(err: str) -> str:
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @register_strategy("_test_extras")
@@ -46,7 +36,7 @@ class SeesExtras(Strategy):
 
 
 def test_finetune_library_records_strategy_options_and_teacher(tmp_path):
-    student, teacher = _ckpt(tmp_path / "s.pt"), _ckpt(tmp_path / "t.pt", seed=1, n_feats=12)
+    student, teacher = tiny_checkpoint(tmp_path / "s.pt"), tiny_checkpoint(tmp_path / "t.pt", seed=1, n_feats=12)
     config = TrainConfig(steps=2, batch_size=2, patch_size=16, ckpt_every=0, device="cpu")
     out = finetune(student, out=tmp_path / "ft.pt", config=config, strategy="kd",
                    strategy_options={"beta": 0.2}, teacher=teacher)
@@ -63,7 +53,7 @@ def test_finetune_library_records_strategy_options_and_teacher(tmp_path):
 
 def test_finetune_hands_the_checkpoint_extras_to_the_strategy(tmp_path):
     bridges = [torch.eye(4)]
-    student = _ckpt(tmp_path / "s.pt", extra={"bridges": bridges})
+    student = tiny_checkpoint(tmp_path / "s.pt", extra={"bridges": bridges})
     SeesExtras.seen.clear()
     config = TrainConfig(steps=1, batch_size=2, patch_size=16, ckpt_every=0, device="cpu")
     finetune(student, out=tmp_path / "ft.pt", config=config, strategy="_test_extras")
@@ -71,7 +61,7 @@ def test_finetune_hands_the_checkpoint_extras_to_the_strategy(tmp_path):
 
 
 def test_finetune_cli_end_to_end_and_preset(tmp_path, invoke):
-    student, teacher = _ckpt(tmp_path / "s.pt"), _ckpt(tmp_path / "t.pt", seed=1)
+    student, teacher = tiny_checkpoint(tmp_path / "s.pt"), tiny_checkpoint(tmp_path / "t.pt", seed=1)
     code, out, err = invoke("finetune", student, "--teacher", teacher, "--strategy", "ail", "--opt", "sigma=5",
                             *TINY_RUN, "--set", "rounds=2", "-o", tmp_path / "ail.pt")
     assert code == 0, err
@@ -104,29 +94,29 @@ def test_finetune_cli_end_to_end_and_preset(tmp_path, invoke):
     ([], "Missing option '--strategy'"),
 ])
 def test_finetune_cli_errors(tmp_path, invoke, args, message):
-    student = _ckpt(tmp_path / "s.pt")
-    files = {"t": _ckpt(tmp_path / "t.pt", seed=1), "t3": _ckpt(tmp_path / "t3.pt", scale=3),
-             "ty": _ckpt(tmp_path / "ty.pt", arch="fsrcnn", channels=1)}
+    student = tiny_checkpoint(tmp_path / "s.pt")
+    files = {"t": tiny_checkpoint(tmp_path / "t.pt", seed=1), "t3": tiny_checkpoint(tmp_path / "t3.pt", scale=3),
+             "ty": tiny_checkpoint(tmp_path / "ty.pt", arch="fsrcnn", channels=1)}
     args = [a.format(**files) for a in args]
     code, _, err = invoke("finetune", student, *args, *TINY_RUN, "-o", tmp_path / "o.pt")
-    assert code == 2 and message in _one_error_line(err) or pytest.fail(err)
+    assert code == 2 and message in one_error_line(err) or pytest.fail(err)
     assert not (tmp_path / "o.pt").exists()
 
 
 def test_teacher_scale_override(tmp_path, invoke):
     """One VDSR file serves every scale (its weights do not depend on it): --teacher-scale says which."""
-    student = _ckpt(tmp_path / "s3.pt", arch="vdsr", scale=3)
-    teacher = _ckpt(tmp_path / "t.pt", arch="vdsr", seed=1, scale=2)
+    student = tiny_checkpoint(tmp_path / "s3.pt", arch="vdsr", scale=3)
+    teacher = tiny_checkpoint(tmp_path / "t.pt", arch="vdsr", seed=1, scale=2)
     code, _, err = invoke("finetune", student, "--strategy", "kd", "--teacher", teacher, *TINY_RUN,
                           "-o", tmp_path / "o.pt")
-    assert code == 2 and "teacher is ×2 but the student is ×3" in _one_error_line(err)
+    assert code == 2 and "teacher is ×2 but the student is ×3" in one_error_line(err)
     code, _, err = invoke("finetune", student, "--strategy", "kd", "--teacher", teacher, "--teacher-scale", "3",
                           *TINY_RUN, "--patch-size", "18", "-o", tmp_path / "o.pt")
     assert code == 0, err
 
 
 def test_train_with_teacher(tmp_path, invoke):
-    teacher = _ckpt(tmp_path / "t.pt", arch="vdsr", seed=1)
+    teacher = tiny_checkpoint(tmp_path / "t.pt", arch="vdsr", seed=1)
     code, out, err = invoke("train", "--arch", "vdsr", "--hparam", "n_feats=4", "--hparam", "n_layers=2",
                             "--strategy", "kd", "--opt", "criterion=l1", "--teacher", teacher, *TINY_RUN,
                             "-o", tmp_path / "kd.pt")
@@ -134,7 +124,7 @@ def test_train_with_teacher(tmp_path, invoke):
     p = load_checkpoint(tmp_path / "kd.pt").provenance[-1]["params"]
     assert p["strategy"] == "kd" and p["strategy_options"] == {"beta": 0.1, "criterion": "l1"}
     code, _, err = invoke("train", "--arch", "vdsr", "--teacher", teacher, *TINY_RUN, "-o", tmp_path / "x.pt")
-    assert code == 2 and "uses no teacher" in _one_error_line(err)
+    assert code == 2 and "uses no teacher" in one_error_line(err)
 
 
 # -- the recipe stage --------------------------------------------------------------------------------------------
@@ -147,13 +137,13 @@ def _recipe(tmp_path, beta=0.1, teacher="t.pt"):
 
 
 def test_finetune_stage_cache_key_covers_options_and_teacher(tmp_path):
-    _ckpt(tmp_path / "s.pt"), _ckpt(tmp_path / "t.pt", seed=1)
+    tiny_checkpoint(tmp_path / "s.pt"), tiny_checkpoint(tmp_path / "t.pt", seed=1)
     assert [r.status for r in run_recipe(_recipe(tmp_path))] == ["ran"]
     assert [r.status for r in run_recipe(_recipe(tmp_path))] == ["cached"]
     assert [r.status for r in run_recipe(_recipe(tmp_path, beta=0.3))] == ["ran"]  # an option changed
     assert [r.status for r in run_recipe(_recipe(tmp_path, beta=0.3))] == ["cached"]
     (tmp_path / "t.pt").unlink()
-    _ckpt(tmp_path / "t.pt", seed=2)  # same path, other weights
+    tiny_checkpoint(tmp_path / "t.pt", seed=2)  # same path, other weights
     assert [r.status for r in run_recipe(_recipe(tmp_path, beta=0.3))] == ["ran"]
     entry = load_checkpoint(tmp_path / "run" / "ft" / "model.pt").provenance[-1]
     assert entry["stage"] == "finetune" and entry["params"]["teacher"]["sha256"] == _sha(tmp_path / "t.pt")
@@ -186,7 +176,6 @@ def test_val_every_validates_during_training(invoke, tmp_path):
 
 
 def test_train_never_writes_over_its_own_input(invoke, tmp_path):
-    from sr_compress.checkpoint import save_checkpoint
     from sr_compress.ops.train import new_model
 
     m = save_checkpoint(new_model("edsr", scale=2, hparams={"n_feats": 4, "n_blocks": 1}), tmp_path / "m.pt")
@@ -198,7 +187,6 @@ def test_train_never_writes_over_its_own_input(invoke, tmp_path):
 
 @pytest.mark.parametrize("arch", ["vdsr", "fsrcnn", "asrn"])
 def test_val_every_works_for_y_and_multi_depth_models(arch, tmp_path):
-    from sr_compress.models import tiny_hparams
     from sr_compress.ops.train import new_model, train_model
     from sr_compress.train.trainer import TrainConfig
 

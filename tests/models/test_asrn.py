@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.models import tiny_model
 
 from sr_compress.errors import ConfigError
 from sr_compress.models import DepthOutputs, build_model, count_params, tiny_hparams
@@ -15,8 +16,7 @@ from sr_compress.train.trainer import TrainConfig, Trainer
 
 
 def tiny(scale: int = 2, seed: int = 0, **over):
-    torch.manual_seed(seed)
-    return build_model("asrn", **{**tiny_hparams("asrn", scale), **over}).eval()
+    return tiny_model("asrn", scale, seed, **over).eval()
 
 
 def test_channel_shuffle_permutation():

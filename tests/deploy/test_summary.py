@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
+from helpers.bench import _model, _result
 from PIL import Image
-from test_report import _model, _result
 
 from sr_compress.deploy.summary import pipeline_report
 from sr_compress.errors import OutputExistsError

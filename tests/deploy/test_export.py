@@ -9,19 +9,20 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from helpers.cli import one_error_line
+from helpers.models import tiny_model
 from onnx import TensorProto, helper, numpy_helper
 
 from sr_compress.checkpoint import save_checkpoint
 from sr_compress.deploy import onnx as ox
 from sr_compress.errors import OutputExistsError, VerificationError
-from sr_compress.models import build_model, list_models, tiny_hparams
+from sr_compress.models import list_models
 
 PIXEL_SHUFFLE_ARCHS = ("edsr", "msrresnet", "plain")
 
 
 def _model(arch: str, scale: int = 2, **extra):
-    torch.manual_seed(0)
-    return build_model(arch, **{**tiny_hparams(arch, scale), **extra}).eval()
+    return tiny_model(arch, scale, **extra).eval()
 
 
 @pytest.mark.parametrize("arch", list_models())
@@ -198,7 +199,7 @@ def test_cli_export_check_only_validates_and_writes_nothing(invoke, checkpoint):
 def test_cli_export_refuses_to_overwrite(invoke, checkpoint):
     assert invoke("export", checkpoint)[0] == 0
     code, _, err = invoke("export", checkpoint)
-    assert code == 2 and "exists; use --force" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "exists; use --force" in one_error_line(err)
     assert invoke("export", checkpoint, "--force")[0] == 0
     code, _, err = invoke("export", checkpoint, "-o", checkpoint, "--force")
     assert code == 2 and "input" in err
@@ -209,7 +210,7 @@ def test_cli_export_bad_inputs_exit_2(invoke, tmp_path):
     assert code == 2 and err.startswith("error: checkpoint not found")
     (tmp_path / "junk.pt").write_text("not a checkpoint")
     code, _, err = invoke("export", tmp_path / "junk.pt")
-    assert code == 2 and "not a readable checkpoint" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "not a readable checkpoint" in one_error_line(err)
 
 
 def test_cli_export_mismatch_exits_1_without_output(invoke, checkpoint, monkeypatch):

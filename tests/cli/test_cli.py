@@ -6,19 +6,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from helpers.cli import one_error_line
 from PIL import Image
 
-from sr_compress.checkpoint import load_checkpoint, save_checkpoint
-from sr_compress.models import build_model, tiny_hparams
-
-
-@pytest.fixture
-def tiny_ckpt(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "tiny.pt"
-    save_checkpoint(build_model("edsr", **tiny_hparams("edsr", 2)), path)
-    return path
+from sr_compress.checkpoint import load_checkpoint
 
 
 def _png(path, size=(20, 16), mode="RGB"):
@@ -27,13 +18,6 @@ def _png(path, size=(20, 16), mode="RGB"):
     arr = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
     Image.fromarray(arr.squeeze(-1) if channels == 1 else arr, mode).save(path)
     return path
-
-
-def _one_error_line(err: str) -> str:
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def test_train_eval_upscale_info_end_to_end(tmp_path, invoke):
@@ -75,7 +59,7 @@ def test_resume_continues_an_interrupted_run(tmp_path, invoke):
             "--ckpt-every", "2", "-o", tmp_path / "p.pt"]
     assert invoke(*args)[0] == 0
     code, _, err = invoke(*args)
-    assert code == 2 and "exists; use --force" in _one_error_line(err)
+    assert code == 2 and "exists; use --force" in one_error_line(err)
     code, stdout, err = invoke(*args, "--resume")
     assert code == 0, err
 
@@ -83,11 +67,11 @@ def test_resume_continues_an_interrupted_run(tmp_path, invoke):
 def test_outputs_never_overwrite_inputs_and_need_force(tmp_path, tiny_ckpt, invoke):
     img = _png(tmp_path / "in.png")
     code, _, err = invoke("upscale", tiny_ckpt, img, "-o", img, "--force")
-    assert code == 2 and "it is an input" in _one_error_line(err)
+    assert code == 2 and "it is an input" in one_error_line(err)
     before = img.read_bytes()
     (tmp_path / "up.png").write_bytes(b"keep")
     code, _, err = invoke("upscale", tiny_ckpt, img, "-o", tmp_path / "up.png")
-    assert code == 2 and "--force" in _one_error_line(err)
+    assert code == 2 and "--force" in one_error_line(err)
     assert (tmp_path / "up.png").read_bytes() == b"keep" and img.read_bytes() == before
     assert invoke("upscale", tiny_ckpt, img, "-o", tmp_path / "up.png", "--force")[0] == 0
 
@@ -103,7 +87,7 @@ def test_bad_checkpoints(tmp_path, invoke, case):
         path.write_text("hello")
     for cmd in (("eval", path), ("info", path), ("export", path)):
         code, _, err = invoke(*cmd)
-        line = _one_error_line(err)
+        line = one_error_line(err)
         assert code == 2 and line.startswith("error:") and str(path.name) in line, (cmd, line)
 
 
@@ -120,7 +104,7 @@ def test_bad_checkpoints(tmp_path, invoke, case):
 ])
 def test_bad_training_input(tmp_path, invoke, args, message):
     code, _, err = invoke("train", *args, "--steps", "1", "--batch-size", "1", "-o", tmp_path / "x.pt")
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert code == 2 and message in line, line
     assert not (tmp_path / "x.pt").exists()
 
@@ -129,27 +113,27 @@ def test_bad_image_folders(tmp_path, invoke, tiny_ckpt):
     empty = tmp_path / "empty"
     empty.mkdir()
     code, _, err = invoke("eval", tiny_ckpt, "--data", empty)
-    assert code == 2 and "no images" in _one_error_line(err)
+    assert code == 2 and "no images" in one_error_line(err)
     code, _, err = invoke("eval", tiny_ckpt, "--data", tmp_path / "absent")
-    assert code == 2 and "not found" in _one_error_line(err)
+    assert code == 2 and "not found" in one_error_line(err)
     for mode in ("L", "RGBA"):
         folder = tmp_path / mode
         folder.mkdir()
         _png(folder / "a.png", mode=mode)
         code, _, err = invoke("eval", tiny_ckpt, "--data", folder)
-        line = _one_error_line(err)
+        line = one_error_line(err)
         assert code == 2 and "a.png" in line and mode in line and "RGB" in line
         code, _, err = invoke("upscale", tiny_ckpt, folder / "a.png", "-o", tmp_path / f"{mode}.png")
-        assert code == 2 and "RGB" in _one_error_line(err)
+        assert code == 2 and "RGB" in one_error_line(err)
     code, _, err = invoke("upscale", tiny_ckpt, tmp_path / "nope.png", "-o", tmp_path / "o.png")
-    assert code == 2 and "nope.png" in _one_error_line(err)
+    assert code == 2 and "nope.png" in one_error_line(err)
 
 
 def test_wrong_scale_override_is_reported(tiny_ckpt, invoke):
     code, _, err = invoke("eval", tiny_ckpt, "--res-scale", "0.1", "--json")
     assert code == 0, err  # our EDSR takes res_scale; a foreign-only override on VDSR would not:
     code, _, err = invoke("info", tiny_ckpt, "--size", "ten")
-    assert code == 2 and "1920x1080" in _one_error_line(err)
+    assert code == 2 and "1920x1080" in one_error_line(err)
 
 
 def test_run_recipe_end_to_end_with_cache(tmp_path, invoke):
@@ -193,6 +177,6 @@ def test_bad_recipe_is_one_line(tmp_path, invoke):
     recipe = tmp_path / "r.toml"
     recipe.write_text('[[stage]]\nkind = "train"\narch = "edsr"\ntrain = { stepz = 1 }\n')
     code, _, err = invoke("run", recipe)
-    assert code == 2 and "unknown key(s) stepz" in _one_error_line(err)
+    assert code == 2 and "unknown key(s) stepz" in one_error_line(err)
     code, _, err = invoke("run", tmp_path / "missing.toml")
-    assert code == 2 and "recipe not found" in _one_error_line(err)
+    assert code == 2 and "recipe not found" in one_error_line(err)

@@ -12,7 +12,7 @@ from _torchrun import run_torchrun
 
 from sr_compress.models import build_model, tiny_hparams
 
-HELPER = Path(__file__).with_name("_ddp_train.py")
+HELPER = Path(__file__).resolve().parents[1] / "_ddp_train.py"
 
 pytestmark = [
     pytest.mark.slow,

@@ -9,7 +9,7 @@ import pytest
 from sr_compress.compat import tomllib
 from sr_compress.recipes import parse_recipe, run_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "recipes").glob("*.toml"))
 
 

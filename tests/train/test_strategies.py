@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_trainer import BATCH, PATCH, Crash, ToySource, config, crash_at, tiny
+from helpers.training import BATCH, PATCH, Crash, ToySource, config, crash_at, tiny
 
 from sr_compress import metrics
 from sr_compress.errors import ConfigError

@@ -5,19 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers.models import tiny_model
 
 from sr_compress.deploy import tiling
 from sr_compress.deploy.onnx import export_onnx, ort_session
 from sr_compress.errors import ConfigError
 from sr_compress.infer import super_resolve
-from sr_compress.models import build_model, list_models, tiny_hparams
+from sr_compress.models import list_models
 
 EXACT = 1e-5
 
 
 def _model(arch: str, scale: int):
-    torch.manual_seed(0)
-    return build_model(arch, **tiny_hparams(arch, scale)).eval()
+    return tiny_model(arch, scale).eval()
 
 
 def _rand(*shape: int) -> torch.Tensor:

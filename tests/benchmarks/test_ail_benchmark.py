@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ail_reproduction.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "ail_reproduction.py"
 
 
 @pytest.mark.slow

@@ -6,13 +6,12 @@ import types
 
 import pytest
 import torch
-import torch.nn.functional as F
+from helpers.training import BATCH, PATCH, Crash, ToySource, config, crash_at, tiny
 from torch import nn
 
 from sr_compress.checkpoint import load_checkpoint
 from sr_compress.color import rgb_to_ycbcr
 from sr_compress.errors import CheckpointError, ConfigError, DataError, OutputExistsError
-from sr_compress.models import build_model, tiny_hparams
 from sr_compress.models.capture import capture_outputs
 from sr_compress.train.losses import charbonnier_loss, l1_loss, mse_loss, pixel_loss, reduce_loss
 from sr_compress.train.strategies import (
@@ -22,33 +21,6 @@ from sr_compress.train.strategies import (
     register_strategy,
 )
 from sr_compress.train.trainer import TrainConfig, Trainer
-
-BATCH, PATCH = 4, 12  # LR patch side of the toy source
-
-
-class ToySource:
-    """Smooth random HR crops (a pure function of seed and step) and their box-downsampled LR."""
-
-    def __init__(self, scale: int = 2, batch_size: int = BATCH, seed: int = 0) -> None:
-        self.scale, self.batch_size, self.seed = scale, batch_size, seed
-
-    def batch(self, step: int, rank: int = 0, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        n = PATCH * self.scale
-        coarse = torch.rand(self.batch_size, 3, n // 4, n // 4, generator=g)
-        hr = F.interpolate(coarse, size=(n, n), mode="bilinear", align_corners=False)
-        return F.avg_pool2d(hr, self.scale)[rank::world_size], hr[rank::world_size]
-
-
-def tiny(arch: str = "edsr", seed: int = 0, **over) -> nn.Module:
-    torch.manual_seed(seed)
-    return build_model(arch, **{**tiny_hparams(arch, 2), **over})
-
-
-def config(**kw) -> TrainConfig:
-    base = {"steps": 6, "batch_size": BATCH, "patch_size": 2 * PATCH, "lr": 1e-3, "log_every": 1,
-            "ckpt_every": 0, "device": "cpu"}
-    return TrainConfig(**{**base, **kw})
 
 
 class Probe(Strategy):
@@ -117,18 +89,6 @@ class Scaled(Strategy):
 
     def loss(self, ctx, batch):
         return self.factor * l1_loss(ctx.forward(batch.x), batch.y)
-
-
-class Crash(Exception):
-    pass
-
-
-def crash_at(step: int):
-    def progress(record):
-        if record["step"] == step:
-            raise Crash
-
-    return progress
 
 
 # -- losses --------------------------------------------------------------------------------------------------

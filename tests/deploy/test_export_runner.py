@@ -16,7 +16,7 @@ from sr_compress.deploy.onnx import export_onnx
 from sr_compress.infer import super_resolve
 from sr_compress.models import build_model, tiny_hparams
 
-RUNNER = Path(__file__).resolve().parents[1] / "export" / "run.py"
+RUNNER = Path(__file__).resolve().parents[2] / "export" / "run.py"
 
 
 @pytest.fixture(scope="module")
