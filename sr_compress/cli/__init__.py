@@ -13,6 +13,7 @@ import click
 
 from .. import __version__
 
+
 def _command_modules() -> dict[str, str]:
     """Command name → module: every ``<name>_cmd.py`` in this package is the command ``<name>`` (found without
     importing it, so ``srcompress --help`` stays light; a new command is one new file, nothing to register)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 import pytest
+from helpers.models import FAMILIES, tiny_checkpoint, tiny_model
 
 from sr_compress.errors import ConfigError, OutputExistsError, PlainifyError
 from sr_compress.metrics import count_params
@@ -17,8 +18,6 @@ from sr_compress.ops import slim as slim_op
 from sr_compress.ops import train as train_op
 from sr_compress.ops import truncate as truncate_op
 from sr_compress.ops.common import load_model
-
-from helpers.models import FAMILIES, tiny_checkpoint, tiny_model
 
 
 @pytest.mark.parametrize("arch", FAMILIES)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sr_compress.recipes import parse_recipe, run_recipe
-
 from helpers.models import tiny_checkpoint
+
+from sr_compress.recipes import parse_recipe, run_recipe
 
 
 def test_truncate_stage_keeps_the_warnings_cached_or_not(tmp_path, invoke):
