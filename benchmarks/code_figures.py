@@ -3,8 +3,9 @@
     python benchmarks/code_figures.py [REPO_ROOT] [--edges]
 
 Prints: lines in sr_compress/cli/, the 10 longest functions (name: lines), the number of function-level
-imports, the upward import edges between layers, and the files that name a stage (a proxy for the files one
-touches to add a stage: every code file outside the stage's own compress/ module that mentions `truncate`).
+imports (import statements inside function bodies), the upward import edges between layers (module- and
+function-level), and, per existing stage, the files of the upper layers (cli/, ops/, recipes, stages.py,
+workflows.py) that wire it in — a proxy for the files one touches to add a stage beside its pure function.
 """
 
 from __future__ import annotations
@@ -98,13 +99,26 @@ def figures(root: Path) -> dict:
             for sub in ast.walk(node) if isinstance(sub, (ast.Import, ast.ImportFrom)) and _direct(node, sub)
         )
     cli_lines = sum(len(p.read_text().splitlines()) for p in (pkg / "cli").rglob("*.py"))
-    stage_files = sorted(
-        str(f.relative_to(root)) for f in files
-        if "truncate" in f.read_text() and "compress" not in f.relative_to(pkg).parts[:1]
-    )
+    stage_files = {stage: wiring_files(pkg, files, stage) for stage in STAGES}
     funcs.sort(reverse=True)
     return {"cli_lines": cli_lines, "longest": funcs[:10], "function_imports": n_func_imports,
             "upward_edges": sorted(edges), "stage_files": stage_files}
+
+
+STAGES = ("slim", "plainify", "truncate", "export")
+UPPER = ("cli", "ops", "recipes", "recipes.py", "stages.py", "workflows.py")
+
+
+def wiring_files(pkg: Path, files: list[Path], stage: str) -> list[str]:
+    """Upper-layer files that register, adapt or compose the stage ``stage``."""
+    needles = (f"{stage}_cmd", f'"{stage}"', f"compress.{stage}", f"compress import {stage}", f"ops.{stage}",
+               f"ops import {stage}", f"{stage}_checkpoint", f"{stage}_file", f"{stage}_onnx")
+    out = []
+    for f in files:
+        rel = f.relative_to(pkg)
+        if rel.parts[0] in UPPER and not rel.name.startswith("_docs") and any(n in f.read_text() for n in needles):
+            out.append(str(rel))
+    return sorted(out)
 
 
 def _direct(func: ast.AST, node: ast.AST) -> bool:
@@ -129,9 +143,8 @@ def main(argv: list[str]) -> None:
     if "--edges" in argv:
         for a, b in fig["upward_edges"]:
             out(f"  {a} -> {b}\n")
-    out(f"code files outside compress/ naming the truncate stage: {len(fig['stage_files'])}\n")
-    for s in fig["stage_files"]:
-        out(f"  {s}\n")
+    for stage, wiring in fig["stage_files"].items():
+        out(f"upper-layer files wiring the {stage} stage: {len(wiring)} ({', '.join(wiring)})\n")
     out("10 longest functions:\n")
     for n, name in fig["longest"]:
         out(f"  {name}: {n}\n")
