@@ -101,10 +101,10 @@ def quantisation(args: argparse.Namespace, teacher, teacher_name: str, cmd: str)
 
     import torch
 
+    from sr_compress.data.datasets import load_dataset
+    from sr_compress.data.degrade import degrade, mod_crop
     from sr_compress.deploy.tiling import tiled_network
     from sr_compress.infer import to_model_space
-    from sr_compress.train.data import load_dataset
-    from sr_compress.train.degrade import degrade, mod_crop
     from sr_compress.train.strategies.ail import teacher_importance
     from sr_compress.train.teacher_cache import TeacherCache
 
@@ -153,9 +153,9 @@ def quantisation(args: argparse.Namespace, teacher, teacher_name: str, cmd: str)
 def main(argv: list[str] | None = None) -> int:
     import torch
 
+    from sr_compress.data.datasets import PatchSampler, load_dataset
     from sr_compress.deploy.tiling import tiled_network
     from sr_compress.models import count_params
-    from sr_compress.train.data import PatchSampler, load_dataset
     from sr_compress.train.teacher_cache import TeacherCache
     from sr_compress.train.trainer import TrainConfig, Trainer
 

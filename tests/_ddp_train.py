@@ -1,4 +1,4 @@
-"""Helper of tests/test_ddp.py: one tiny training run, as a single process or under torchrun.
+"""Helper of tests/train/test_ddp.py: one tiny training run, as a single process or under torchrun.
 
 Usage: ``python -m torch.distributed.run --standalone --nproc_per_node 2 tests/_ddp_train.py OUT_DIR`` trains
 twice (mean, then sum reduction; each fit joins and leaves the process group itself), then a tiny ASRN with the
@@ -64,7 +64,7 @@ def run_multi_depth(out_dir: str) -> TrainResult:
 
 def run_kd_cached(out_dir: str) -> TrainResult:
     """KD with the teacher's outputs stored once per image and cropped by the PatchSampler."""
-    from sr_compress.train.data import NamedImage, PatchSampler
+    from sr_compress.data.datasets import NamedImage, PatchSampler
 
     g = torch.Generator().manual_seed(7)
     images = [NamedImage(f"im{i}", torch.rand(3, 32 + 4 * i, 28, generator=g)) for i in range(3)]
