@@ -11,6 +11,7 @@ from ._common import (
     force_option,
     json_option,
     model_options,
+    onnx_options,
     overrides_from,
     print_json,
 )
@@ -30,17 +31,19 @@ from ._common import (
               help="Elastic table instead: mean scores, params and FLOPs (320x180 LR) of the model truncated to "
                    "every depth N..1 (see `srcompress truncate`); --crops and the bicubic row do not apply.")
 @model_options
+@onnx_options
 @force_option
 @json_option
 def eval_(model: str, data: str, degradation: str, no_bicubic: bool, crops: str | None, all_depths: bool,
           force: bool, as_json: bool, **over) -> None:
-    """Evaluate MODEL (ours or a foreign checkpoint): Y-PSNR / SSIM and RGB PSNR per image.
+    """Evaluate MODEL (ours or a foreign checkpoint, or an ONNX graph): Y-PSNR / SSIM and RGB PSNR per image.
 
     \b
     Example:
       srcompress eval teacher.pt --data ~/datasets/Set5 --crops set5_crops.png
       srcompress eval asrn_x2.pt --all-depths --json
       srcompress eval vdsr.pth --scale 3 --data ../shared/data/set5/matlab_bicubic_x3.npz
+      srcompress eval realesr-general-x4v3.onnx --input-range 1 --data ~/datasets/Set14
     """
     from ..ops.evaluate import evaluate
 

@@ -380,7 +380,8 @@ def read_metadata(model: onnx.ModelProto) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
-def onnx_info(path: str | os.PathLike, *, size: tuple[int, int] = (320, 180)) -> dict[str, Any]:
+def onnx_info(path: str | os.PathLike, *, size: tuple[int, int] = (320, 180),
+              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """``srcompress info M.onnx``: arch, hparams, params, MACs/FLOPs at LR size ``size`` (W×H), ops, plain
     verdict, receptive radius and provenance, the same keys as ``workflows.model_info`` where they apply."""
     from ..checkpoint.onnx_model import load_onnx_model
@@ -388,7 +389,8 @@ def onnx_info(path: str | os.PathLike, *, size: tuple[int, int] = (320, 180)) ->
 
     model = load_graph(require_file(path, "ONNX model"))
     meta = read_metadata(model)
-    loaded = load_onnx_model(path, need_range=False)  # colour, scale, range as eval/upscale/--teacher see them
+    # colour, scale and range as eval / upscale / --teacher see them
+    loaded = load_onnx_model(path, overrides=overrides, need_range=False)
     om = loaded.model
     channels, scale, pre = om.channels, om.scale, om.pre_upsample
     (w, h), k = size, (scale if pre else 1)

@@ -5,18 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..checkpoint import is_onnx_file
+from ..fileio import require_file
 from ..metrics import count_macs, count_params
 from .common import load_model
 
 
-def model_info(path: str | Path, *, size: tuple[int, int] = (320, 180)) -> dict[str, Any]:
-    """Arch, hparams, params, MACs/FLOPs at LR size ``size`` (W×H), provenance of a checkpoint."""
+def model_info(path: str | Path, *, size: tuple[int, int] = (320, 180),
+               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Arch, hparams, params, MACs/FLOPs at LR size ``size`` (W×H), provenance of a checkpoint or an ONNX
+    graph (found by suffix or content; ``overrides``: scale / input_range / colour where it does not say)."""
     p = Path(path)
-    if p.suffix.lower() == ".onnx":
+    if is_onnx_file(require_file(p, "model")):
         from ..deploy.onnx import onnx_info
 
-        return onnx_info(p, size=size)
-    loaded = load_model(p)
+        return onnx_info(p, size=size, overrides=overrides)
+    loaded = load_model(p, overrides=overrides)
     m = loaded.model
     w, h = size
     in_shape = m.input_shape(size)

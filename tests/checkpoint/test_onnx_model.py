@@ -226,17 +226,6 @@ def test_same_size_graph_with_scale_is_pre_upsampling(tmp_path):
     assert super_resolve(om, x_batch(n=1, h=6, w=5)).shape == (1, 3, 24, 20)
 
 
-def test_cli_reads_onnx(tmp_path, invoke):
-    """info and eval accept an ONNX file; a refused graph is one line, exit 2."""
-    path = export_onnx(tiny(), tmp_path / "m.onnx").path
-    code, out, err = invoke("info", path)
-    assert code == 0, err
-    bad = export_raw(tiny(), tmp_path / "fixed.onnx", dynamic=None)
-    code, out, err = invoke("eval", bad)
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert code == 2 and len(lines) == 1 and "fixed-size graph" in lines[0], err
-
-
 def test_info_of_a_foreign_graph(tmp_path):
     from sr_compress.deploy.onnx import onnx_info
 

@@ -252,16 +252,3 @@ def test_finetune_from_an_onnx_teacher(tmp_path, strategy):
                        teacher=teacher, data=data)
         assert out.is_file() and np.isfinite(res.final_loss)
         assert load_checkpoint(out).model.provenance[-1]["params"]["teacher"]["path"] == str(teacher)
-
-
-def test_cli_finetune_with_an_onnx_teacher(tmp_path, invoke):
-    student = save_checkpoint(tiny("plain"), tmp_path / "s.pt")
-    teacher = quick_onnx(tiny(), tmp_path / "t.onnx")
-    run = ["--steps", "1", "--batch-size", "2", "--patch-size", "16", "--ckpt-every", "0",
-           "--data", _png_folder(tmp_path / "data")]
-    code, _, err = invoke("finetune", student, "--teacher", teacher, "--strategy", "kd", *run, "-o", tmp_path / "o.pt")
-    assert code == 0 and (tmp_path / "o.pt").is_file(), err
-    code, _, err = invoke("finetune", student, "--teacher", teacher, "--strategy", "memsr", *run,
-                          "-o", tmp_path / "m.pt")
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert code == 2 and len(lines) == 1 and "needs the teacher's inner features" in lines[0], err
