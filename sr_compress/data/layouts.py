@@ -162,7 +162,7 @@ def detect_layout(root: str | Path, scale: int, split: str = "val", *, check_siz
             if check_sizes:
                 _check_sizes(files, scale)
             return Layout(kind, root, scale, tuple(files))
-        note = f"no {lr_dir.relative_to(root)}: LR made from HR"
+        note = f"no {lr_dir.relative_to(root)} folder"
         return Layout("hr-only", hr_dir, scale, tuple(PairFiles(p.stem, p) for p in hr_files), (note,))
     srf = {int(m.group(1)): d for d in dirs if (m := _SRF_DIR.match(d.name))}
     if srf:
