@@ -224,18 +224,23 @@ class PatchSampler:
 
     def __init__(self, images: Sequence[NamedImage | EvalPair], scale: int, patch_size: int, batch_size: int,
                  degradation: str = "bi", seed: int = 0, augment: bool = True) -> None:
+        self._configure(scale, patch_size, batch_size, degradation, seed, augment)
+        if not images:
+            raise DataError("no training images")
+        self._items = [self._item(im) for im in images]
+
+    def _configure(self, scale: int, patch_size: int, batch_size: int, degradation: str, seed: int,
+                   augment: bool) -> None:
+        """Check and keep the settings (shared with ``sr_compress.data.cache.CachedPatchSampler``)."""
         if patch_size < scale or patch_size % scale:
             raise ConfigError(f"patch_size must be a positive multiple of the scale {scale}, "
                               f"got {patch_size}")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-        if not images:
-            raise DataError("no training images")
         self.scale, self.patch_size, self.batch_size = int(scale), int(patch_size), int(batch_size)
         self.lr_patch = self.patch_size // self.scale
         self.degradation = check_degradation(degradation)
         self.seed, self.augment = int(seed), bool(augment)
-        self._items = [self._item(im) for im in images]
 
     def _item(self, im: NamedImage | EvalPair) -> _Item:
         s = self.scale
