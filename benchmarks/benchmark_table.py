@@ -2,6 +2,7 @@
 the layout agreement checks of issue #13 (docs/results.md, "Benchmark sets").
 
     python benchmarks/benchmark_table.py table --out /tmp/srbench        # Set5/Set14/B100 × ×2/×3/×4, 1 call
+    python benchmarks/benchmark_table.py table --b100-images 25 ...      # a cheaper B100 (first 25 ids)
     python benchmarks/benchmark_table.py agree --out /tmp/srbench        # HR-only / BasicSR views vs SelfExSR
 
 ``table``: one call of :func:`sr_compress.evaluate.evaluate_table` (bicubic + VDSR teacher, Y float, the
@@ -9,7 +10,8 @@ default), written as report.md/report.json under ``--out``; then Set5/Set14 ×2 
 convention of ../shared/data/README.md's 37.475 / 33.273 dB).
 ``agree``: builds symlinked views in ``--out`` — the SelfExSR sets in the BasicSR layout, and HR-only folders
 (SelfExSR's per-scale HR files; B100's JPEG HR) — and checks that every view gives bit-identical LR/HR pairs
-(all 3 sets × 3 scales) and the same table numbers (the teacher on Set5 at ×2/×3/×4, all views).
+(all 3 sets × 3 scales) and the same table numbers (bicubic on every view, set and scale; the teacher on
+Set5 ×2 on all three views).
 Needs ../shared/data (read-only; nothing is copied).
 """
 
@@ -47,12 +49,26 @@ def _teacher():
     return load_checkpoint(TEACHER).model
 
 
-def table(out: Path) -> None:
+def b100_view(out: Path, n: int) -> Path:
+    """The first ``n`` B100 images (sorted ids) in the BasicSR layout, as symlinks (a cheaper table)."""
+    view = out / f"B100_first{n}"
+    for f in sorted((BENCH / "B100" / "HR").glob("*.jpg"))[:n]:
+        _link(f, view / "HR" / f.name)
+        for s in SCALES:
+            _link(BENCH / "B100" / "LR_bicubic" / f"X{s}" / f"{f.stem}x{s}.png",
+                  view / "LR_bicubic" / f"X{s}" / f"{f.stem}x{s}.png")
+    return view
+
+
+def table(out: Path, b100_images: int) -> None:
     from sr_compress.evaluate import evaluate_table, write_table
 
+    sets = {s: BENCH / s for s in SETS}
+    if b100_images < 100:
+        sets.pop("B100")
+        sets[f"B100 (first {b100_images})"] = b100_view(out, b100_images)
     t0 = time.perf_counter()
-    tab = evaluate_table({"VDSR teacher (AIL release)": _teacher()}, {s: BENCH / s for s in SETS}, SCALES,
-                         progress=_progress)
+    tab = evaluate_table({"VDSR teacher (AIL release)": _teacher()}, sets, SCALES, progress=_progress)
     _log(f"table: {time.perf_counter() - t0:.0f} s")
     write_table(tab, out / "table", force=True)
     print(tab.to_markdown())
@@ -111,15 +127,28 @@ def agree(out: Path) -> None:
                 _log(f"{s} ×{scale} {v.relative_to(out)}: {len(got)} pairs, max LR difference {diff} levels, "
                      f"HR identical: {same_hr}")
     print(f"pairs: max LR difference over all views, sets and scales: {worst} (8-bit levels)")
+    views = {"SelfExSR/BasicSR (MATLAB LR files)": {s: BENCH / s for s in SETS}}
+    results: dict = {}
+    for scale in SCALES:  # bicubic (cheap) on every view, set and scale
+        views[f"BasicSR view ×{scale}"] = {s: out / "basicsr" / s / f"X{scale}" for s in ("Set5", "Set14")}
+        views[f"HR-only ×{scale}"] = {**{s: out / "hr_only" / s / f"X{scale}" for s in ("Set5", "Set14")},
+                                      "B100": out / "hr_only" / "B100"}
+    for view, sets in views.items():
+        scales = [int(view[-1])] if view[-1].isdigit() else list(SCALES)
+        tab = evaluate_table({}, sets, scales)
+        for (_, name, scale), r in tab.reports.items():
+            results.setdefault(f"bicubic {name} ×{scale}", {})[view] = r.mean.psnr_y
+    for key, vals in results.items():
+        spread = max(vals.values()) - min(vals.values())
+        print(f"{key}: " + ", ".join(f"{k} {v:.4f}" for k, v in vals.items()) + f"  (spread {spread:.4f} dB)")
     teacher = _teacher()
-    results = {}
-    for scale in SCALES:
-        sets = {"SelfExSR": BENCH / "Set5", "BasicSR view": out / "basicsr" / "Set5" / f"X{scale}",
-                "HR-only view": out / "hr_only" / "Set5" / f"X{scale}"}
-        tab = evaluate_table({"VDSR teacher": teacher}, sets, scale)
-        results[scale] = {k: tab.mean("VDSR teacher", k, scale).psnr_y for k in sets}
-        print(f"Set5 ×{scale}: " + ", ".join(f"{k} {v:.4f}" for k, v in results[scale].items()))
-    (out / "agree.json").write_text(json.dumps({"max_lr_diff_levels": worst, "set5_psnr_y": results}, indent=2))
+    sets = {"SelfExSR": BENCH / "Set5", "BasicSR view": out / "basicsr" / "Set5" / "X2",
+            "HR-only view": out / "hr_only" / "Set5" / "X2"}
+    tab = evaluate_table({"VDSR teacher": teacher}, sets, 2)
+    model = {k: tab.mean("VDSR teacher", k, 2).psnr_y for k in sets}
+    print("VDSR teacher, Set5 ×2: " + ", ".join(f"{k} {v:.4f}" for k, v in model.items()))
+    (out / "agree.json").write_text(json.dumps({"max_lr_diff_levels": worst, "bicubic_psnr_y": results,
+                                                "vdsr_set5_x2_psnr_y": model}, indent=2))
 
 
 def main() -> None:
@@ -127,6 +156,9 @@ def main() -> None:
     ap.add_argument("what", choices=["table", "agree"])
     ap.add_argument("--out", type=Path, default=Path("/tmp/srcompress_benchmark_table"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--b100-images", type=int, default=100,
+                    help="evaluate only the first N B100 images (a shared 2-core machine cannot do all 100 × 3 "
+                         "scales of the 64-channel VDSR in an hour)")
     args = ap.parse_args()
     if not BENCH.is_dir() or not TEACHER.is_file():
         sys.exit(f"needs {BENCH} and {TEACHER}")
@@ -135,7 +167,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     _log(f"{args.what}: torch {torch.__version__}, {args.threads} threads, out {args.out}")
-    (table if args.what == "table" else agree)(args.out)
+    if args.what == "table":
+        table(args.out, args.b100_images)
+    else:
+        agree(args.out)
 
 
 if __name__ == "__main__":
