@@ -200,3 +200,17 @@ def test_training_resumes_exactly_with_the_cached_loader(tmp_path):
     assert resumed.resumed_from == 2
     for k, v in full.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[k], v), k
+
+
+def test_training_source_picks_memory_or_cache(tmp_path):
+    from sr_compress.data.cache import CachedPatchSampler
+    from sr_compress.train.data import training_source
+
+    photos = training_source(None, 2, 16, 2)
+    assert type(photos) is PatchSampler
+    data = _photos(tmp_path / "data")
+    events = []
+    src = training_source(data, 2, 16, 2, cache_dir=tmp_path / "c", progress=events.append, prefetch=0)
+    assert isinstance(src, CachedPatchSampler) and src.images == 3 and events[-1]["built"] == 3
+    lr, hr = src.batch(0)
+    assert lr.shape == (2, 3, 8, 8) and hr.shape == (2, 3, 16, 16)

@@ -296,7 +296,27 @@ class PatchSampler:
         return _augment(lr_p, flags).contiguous(), _augment(hr_p, flags).contiguous()
 
 
+def training_source(data: str | Path | None, scale: int, patch_size: int, batch_size: int, *,
+                    degradation: str = "bi", seed: int = 0, augment: bool = True,
+                    cache_dir: str | Path | None = None, progress=None, prefetch: int = 4,
+                    workers: int = 2) -> PatchSampler:
+    """The training batch source of ``data``: the bundled photos (None/"default") in memory (``PatchSampler``);
+    a folder (any layout, its ``train`` half) through the uint8 image cache (``CachedPatchSampler``: built on
+    first use with ``progress({done, total, built, name})``, memory-mapped patches, per-patch LR, ``prefetch``
+    batches made ahead by ``workers`` threads). ``cache_dir``: default ``sr_compress.data.cache.default_cache_dir``.
+    """
+    degradation = check_degradation(degradation)
+    if data is None or str(data) == "default":
+        return PatchSampler(default_images("train"), scale, patch_size, batch_size, degradation, seed, augment)
+    from ..data.cache import cached_sampler
+
+    layout = detect_layout(Path(data), scale, "train")
+    return cached_sampler(layout, scale, patch_size, batch_size, degradation=degradation, seed=seed,
+                          augment=augment, cache_dir=cache_dir, progress=progress, prefetch=prefetch,
+                          workers=workers)
+
+
 __all__ = ["DEFAULT_SPLITS", "EvalPair", "IMAGE_SUFFIXES", "NamedImage", "PatchSampler", "SKIMAGE_PHOTOS",
            "bicubic_lr_u8", "dataset_layout", "default_images", "eval_pairs", "find_layout", "iter_eval_pairs",
            "list_images", "load_dataset", "load_images", "load_pair", "make_eval_pair", "read_image",
-           "step_seed"]
+           "step_seed", "training_source"]
