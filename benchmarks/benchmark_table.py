@@ -43,6 +43,14 @@ def _progress(ev: dict) -> None:
         _log(f"{ev['set']} ×{ev['scale']}: {ev['total']} images done")
 
 
+def _tiled(model):
+    """Bounded memory, as the eval operation runs models: exact tiles of at most DEFAULT_EVAL_BYTES."""
+    from sr_compress.deploy.tiling import tiled_network
+    from sr_compress.evaluate import DEFAULT_EVAL_BYTES
+
+    return tiled_network(model, max_bytes=DEFAULT_EVAL_BYTES)
+
+
 def _teacher():
     from sr_compress.checkpoint import load_checkpoint
 
@@ -68,7 +76,8 @@ def table(out: Path, b100_images: int) -> None:
         sets.pop("B100")
         sets[f"B100 (first {b100_images})"] = b100_view(out, b100_images)
     t0 = time.perf_counter()
-    tab = evaluate_table({"VDSR teacher (AIL release)": _teacher()}, sets, SCALES, progress=_progress)
+    tab = evaluate_table({"VDSR teacher (AIL release)": _teacher()}, sets, SCALES, progress=_progress,
+                         wrap=_tiled)
     _log(f"table: {time.perf_counter() - t0:.0f} s")
     write_table(tab, out / "table", force=True)
     print(tab.to_markdown())

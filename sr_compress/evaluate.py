@@ -26,7 +26,8 @@ Y_CONVENTIONS = {
     "matlab": "Y = BT.601 luma rounded to 8 bits (MATLAB rgb2ycbcr on uint8; EDSR/RCAN-era MATLAB scripts)",
 }
 DEFAULT_Y = "float"
-#: Activation memory per network call in :func:`evaluate_table`: larger images are run tile by tile (exact).
+#: Activation memory per network call for the paper table (the eval operation wraps every model in
+#: ``deploy.tiling.tiled_network(model, max_bytes=DEFAULT_EVAL_BYTES)``: larger images run tile by tile, exactly).
 DEFAULT_EVAL_BYTES = 1 << 30
 
 
@@ -201,17 +202,17 @@ def _dataset_list(datasets: Mapping[str, str | os.PathLike] | Sequence[str | os.
 
 def evaluate_table(models: Mapping[str, SRModel], datasets: Mapping[str, str | os.PathLike] | Sequence,
                    scales: int | Sequence[int] | None = None, *, y: str = DEFAULT_Y, degradation: str = "bi",
-                   with_bicubic: bool = True, max_bytes: float | None = DEFAULT_EVAL_BYTES,
+                   with_bicubic: bool = True, wrap: Callable[[SRModel], Any] | None = None,
                    progress: Callable[[dict[str, Any]], None] | None = None) -> EvalTable:
     """The paper table: every model (and bicubic, first) on every set at every scale, in one call.
 
     ``models``: label → SRModel; ``datasets``: folders (any layout of :mod:`sr_compress.data.layouts`, or
     "default") or name → folder; ``scales``: default the models' scale (they must agree). A pre-upsampling
     model (VDSR) runs at every scale; another model only at its own. Images are read one at a time and every
-    method runs on each, tile by tile when a call would need more than ``max_bytes`` of activations (exact
-    tiling; None: whole images). ``progress(event)`` after every image: ``{set, scale, done, total, image}``.
+    method runs on each. ``wrap``: applied to each model before it runs — bounded memory on large images with
+    ``functools.partial(deploy.tiling.tiled_network, max_bytes=DEFAULT_EVAL_BYTES)`` (exact tiling; what the
+    eval operation passes). ``progress(event)`` after every image: ``{set, scale, done, total, image}``.
     """
-    from .deploy.tiling import tiled_network
     from .train.data import dataset_layout, eval_pairs, iter_eval_pairs
     from .train.degrade import check_degradation
 
@@ -236,7 +237,7 @@ def evaluate_table(models: Mapping[str, SRModel], datasets: Mapping[str, str | o
         for label, m in models.items():
             at = model_at_scale(m, scale)
             if at is not None:
-                nets[label] = tiled_network(at.eval(), max_bytes=max_bytes) if max_bytes else at.eval()
+                nets[label] = wrap(at.eval()) if wrap is not None else at.eval()
         for name, path in sets:
             layout = layouts[(name, scale)]
             if layout is None:
