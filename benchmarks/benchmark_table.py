@@ -68,7 +68,7 @@ def b100_view(out: Path, n: int) -> Path:
     return view
 
 
-def table(out: Path, b100_images: int) -> None:
+def table(out: Path, b100_images: int, scales: tuple[int, ...] = SCALES) -> None:
     from sr_compress.evaluate import evaluate_table, write_table
 
     sets = {s: BENCH / s for s in SETS}
@@ -76,11 +76,14 @@ def table(out: Path, b100_images: int) -> None:
         sets.pop("B100")
         sets[f"B100 (first {b100_images})"] = b100_view(out, b100_images)
     t0 = time.perf_counter()
-    tab = evaluate_table({"VDSR teacher (AIL release)": _teacher()}, sets, SCALES, progress=_progress,
+    tab = evaluate_table({"VDSR teacher (AIL release)": _teacher()}, sets, scales, progress=_progress,
                          wrap=_tiled)
     _log(f"table: {time.perf_counter() - t0:.0f} s")
-    write_table(tab, out / "table", force=True)
+    tag = "" if tuple(scales) == SCALES else "_x" + "".join(map(str, scales))
+    write_table(tab, out / f"table{tag}", force=True)
     print(tab.to_markdown())
+    if 2 not in scales:
+        return
     t0 = time.perf_counter()
     mat = evaluate_table({"VDSR teacher": _teacher()}, {s: BENCH / s for s in ("Set5", "Set14")}, 2, y="matlab")
     _log(f"matlab-Y check: {time.perf_counter() - t0:.0f} s")
@@ -165,6 +168,7 @@ def main() -> None:
     ap.add_argument("what", choices=["table", "agree"])
     ap.add_argument("--out", type=Path, default=Path("/tmp/srcompress_benchmark_table"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--scales", default="2,3,4", help="comma-separated scales (one call covers them all)")
     ap.add_argument("--b100-images", type=int, default=100,
                     help="evaluate only the first N B100 images (a shared 2-core machine cannot do all 100 × 3 "
                          "scales of the 64-channel VDSR in an hour)")
@@ -177,7 +181,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     _log(f"{args.what}: torch {torch.__version__}, {args.threads} threads, out {args.out}")
     if args.what == "table":
-        table(args.out, args.b100_images)
+        table(args.out, args.b100_images, tuple(int(s) for s in args.scales.split(",")))
     else:
         agree(args.out)
 
