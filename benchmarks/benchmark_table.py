@@ -96,9 +96,12 @@ def table(out: Path, b100_images: int, scales: tuple[int, ...] = SCALES) -> None
 
 def _link(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
+    target = src.resolve()
+    if dst.is_symlink() and dst.resolve() == target:
+        return  # already there (several runs may build the same view at once)
     if dst.is_symlink() or dst.exists():
         dst.unlink()
-    dst.symlink_to(src.resolve())
+    dst.symlink_to(target)
 
 
 def make_views(out: Path) -> dict[str, dict[str, Path]]:
