@@ -123,8 +123,8 @@ def make_views(out: Path) -> dict[str, dict[str, Path]]:
 def agree(out: Path) -> None:
     import torch
 
+    from sr_compress.data.datasets import eval_pairs
     from sr_compress.evaluate import evaluate_table
-    from sr_compress.train.data import eval_pairs
 
     make_views(out)
     worst = 0

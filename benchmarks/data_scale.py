@@ -68,7 +68,7 @@ def make(root: Path, n: int) -> float:
     import numpy as np
     from PIL import Image
 
-    from sr_compress.train.data import skimage_data_dir
+    from sr_compress.data.datasets import skimage_data_dir
 
     folder = root / "DIV2K_train_HR"
     if folder.is_dir() and len(list(folder.glob("*.png"))) == n:

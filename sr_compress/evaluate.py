@@ -14,11 +14,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from .errors import ConfigError
+from .data.datasets import dataset_layout, eval_pairs, iter_eval_pairs
+from .data.degrade import check_degradation
+from .errors import ConfigError, DataError
+from .fileio import atomic_write_text, check_output, require_file
+from .imresize import imresize
 from .infer import super_resolve
-from .models import SRModel
+from .metrics import psnr, ssim
+from .models import SRModel, build_model
 
 #: Y conventions → how each is described in tables and JSON.
 Y_CONVENTIONS = {
@@ -77,11 +83,14 @@ class EvalReport:
 
 def score(name: str, sr: torch.Tensor, hr: torch.Tensor, scale: int, *, y: str = DEFAULT_Y) -> ImageScore:
     """Scores of one (3,H,W) or (1,3,H,W) RGB prediction in [0,1] against its HR image (Y convention ``y``)."""
-    from .metrics import psnr, ssim
-
     round_y = check_y(y) == "matlab"
     return ImageScore(name, psnr(sr, hr, crop=scale, y=True, round_y=round_y),
                       ssim(sr, hr, crop=scale, y=True, round_y=round_y), psnr(sr, hr, crop=scale, y=False))
+
+
+def eval_pairs_for(data: str | Path | None, scale: int, degradation: str = "bi") -> list:
+    """Validation pairs of ``data``: the bundled photos (None / "default") or a folder (HR-only or HR/LR)."""
+    return eval_pairs(None if data in (None, "default") else Path(data), scale, degradation=degradation)
 
 
 def evaluate_model(model: SRModel, pairs: list, *, method: str | None = None,
@@ -93,8 +102,6 @@ def evaluate_model(model: SRModel, pairs: list, *, method: str | None = None,
 
 def bicubic_upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:
     """The bicubic reference: MATLAB-compatible ``imresize`` by ``scale``, clipped to [0, 1]."""
-    from .imresize import imresize
-
     return imresize(lr, scale).clamp(0, 1)
 
 
@@ -187,8 +194,6 @@ def model_at_scale(model: SRModel, scale: int) -> SRModel | None:
         return model
     if not model.pre_upsample:
         return None
-    from .models import build_model
-
     other = build_model(model.arch, **{**model.hparams, "scale": scale})
     other.load_state_dict(model.state_dict())
     return other.eval()
@@ -213,9 +218,6 @@ def evaluate_table(models: Mapping[str, SRModel], datasets: Mapping[str, str | o
     ``functools.partial(deploy.tiling.tiled_network, max_bytes=DEFAULT_EVAL_BYTES)`` (exact tiling; what the
     eval operation passes). ``progress(event)`` after every image: ``{set, scale, done, total, image}``.
     """
-    from .train.data import dataset_layout, eval_pairs, iter_eval_pairs
-    from .train.degrade import check_degradation
-
     y, degradation = check_y(y), check_degradation(degradation)
     sets = _dataset_list(datasets)
     if not sets:
@@ -271,8 +273,6 @@ def write_table(table: EvalTable, out_dir: str | os.PathLike, *, force: bool = F
     each written atomically; existing files only with ``force``."""
     import json
 
-    from .fileio import atomic_write_text, check_output
-
     out = Path(out_dir)
     md, js = out / "report.md", out / "report.json"
     for p in (md, js):
@@ -296,11 +296,6 @@ def load_npz_y(path: str | Any, images: tuple[str, ...] = NPZ_IMAGES, *,
     """(name, bicubic-upscaled Y as (1,1,H,W) float32, ground-truth Y as (1,H,W) float64), values in [0, 1],
     from one of the AIL release's MATLAB npz files. ``crop``: keep only a centred ``crop``×``crop`` window
     (quick looks; the reference numbers are for the full images)."""
-    import numpy as np
-
-    from .errors import DataError
-    from .fileio import require_file
-
     z = np.load(require_file(path, "npz file"))
     out = []
     for n in images:
@@ -322,8 +317,6 @@ def npz_y_psnr(model: SRModel, images: list[tuple[str, torch.Tensor, torch.Tenso
     the npz bicubic Y, its output is clipped to [0, 1] (by :func:`~sr_compress.metrics.psnr`), ``scale`` px are
     shaved at every border, and it is compared *unrounded* with the float ground truth — the protocol that
     reproduces the AIL release's table to ±0.01 dB (tests/test_reference_vdsr.py)."""
-    from .metrics import psnr
-
     if model.channels != 1 or not model.pre_upsample:
         raise ValueError(f"the npz protocol takes a Y-channel pre-upsampling model, not {model.arch}")
     model = model.eval()

@@ -11,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
+from sr_compress.data.datasets import eval_pairs
 from sr_compress.deploy.tiling import tiled_network
 from sr_compress.errors import ConfigError, OutputExistsError
 from sr_compress.evaluate import evaluate_bicubic, evaluate_model, evaluate_table, write_table
 from sr_compress.metrics import psnr
 from sr_compress.models import build_model, tiny_hparams
-from sr_compress.train.data import eval_pairs
 
 
 def _set(root: Path, n: int = 2, grey: bool = False) -> Path:

@@ -11,7 +11,7 @@ in the cache folder and is renamed into place (``os.replace``): a killed build l
 builders running at the same time (DDP ranks, two jobs) at worst both write identical bytes. An entry whose
 header or size is wrong (a truncated file) is rebuilt.
 
-**Loader** (:class:`CachedPatchSampler`): the :class:`~sr_compress.train.data.PatchSampler` contract — batch
+**Loader** (:class:`CachedPatchSampler`): the :class:`~sr_compress.data.datasets.PatchSampler` contract — batch
 ``step`` is a pure function of ``(seed, step)``, DDP ranks take rows ``rank::world_size`` — with patches cut
 from memory-mapped cache files (map, copy the window, unmap: resident memory stays bounded by the batches, not
 by the dataset) and LR made per patch: the HR window plus a 3-LR-pixel margin (clipped at the image border) is
@@ -39,6 +39,9 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
+from ..imresize import imresize
+from .datasets import PatchSampler, _augment
+from .degrade import degrade
 from .images import read_u8
 
 CACHE_ENV = "SRCOMPRESS_CACHE"
@@ -221,14 +224,8 @@ def _to_float(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a).permute(2, 0, 1).float().div_(255.0)
 
 
-def _sampler_base():
-    from ..train.data import PatchSampler
-
-    return PatchSampler
-
-
-class CachedPatchSampler(_sampler_base()):
-    """Seeded LR/HR patches from cached images; the :class:`~sr_compress.train.data.PatchSampler` contract.
+class CachedPatchSampler(PatchSampler):
+    """Seeded LR/HR patches from cached images; the :class:`~sr_compress.data.datasets.PatchSampler` contract.
 
     ``items``: ``(name, HR entry, LR entry or None)``. ``prefetch``: batches prepared ahead by ``workers``
     threads (0: each batch made when asked). The draws (image, position, flips, DN noise) are PatchSampler's,
@@ -260,8 +257,6 @@ class CachedPatchSampler(_sampler_base()):
         return len(self._items)
 
     def _crop(self, index: int, pos: Sequence[float], flags: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        from ..train.data import _augment
-
         item, lp, s = self._items[index], self.lr_patch, self.scale
         h, w = item.lr_size(s)
         y, x = math.floor(pos[0] * (h - lp + 1)), math.floor(pos[1] * (w - lp + 1))
@@ -275,9 +270,6 @@ class CachedPatchSampler(_sampler_base()):
     def _make_lr(self, item: _CachedItem, y: int, x: int, h: int, w: int) -> torch.Tensor:
         """LR of the patch at LR (y, x): the HR window with a MARGIN (clipped to the mod-cropped image) degraded
         as a whole image would be, the margin dropped — equal to cropping the whole image's LR."""
-        from ..imresize import imresize
-        from ..train.degrade import degrade
-
         s, lp = self.scale, self.lr_patch
         y0, y1, x0, x1 = max(0, y - MARGIN), min(h, y + lp + MARGIN), max(0, x - MARGIN), min(w, x + lp + MARGIN)
         win = torch.from_numpy(item.hr.window(y0 * s, y1 * s, x0 * s, x1 * s)).permute(2, 0, 1)
