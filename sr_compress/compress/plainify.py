@@ -149,6 +149,9 @@ def teacher_chain(model: SRModel) -> TeacherChain:
     arch = getattr(model, "arch", type(model).__name__)
     if arch in _UNSUPPORTED:
         raise PlainifyError(f"cannot plainify {arch}: {_UNSUPPORTED[arch]}")
+    declared = model.plainify_support() if isinstance(model, SRModel) else None  # the family's own word
+    if declared:
+        raise PlainifyError(f"cannot plainify {arch}: {declared}")
     for name in ("sub_mean", "head", "body", "body_conv", "tail", "add_mean"):
         if not hasattr(model, name):
             raise PlainifyError(f"cannot plainify {arch}: no module {name!r} (only EDSR-style nets: mean shift, "
