@@ -17,6 +17,10 @@ Duplicated here until the data branch lands (switch to the shared code after the
 
     PYTHONPATH=. .venv/bin/python benchmarks/zoo_set5.py                       # Set5, every zoo net
     PYTHONPATH=. .venv/bin/python benchmarks/zoo_set5.py --sets Set5 Set14 B100 --json /tmp/zoo.json
+    PYTHONPATH=. .venv/bin/python benchmarks/zoo_set5.py --slim 0.25 0.5 --nets rlfn_x4 realesr-animevideov3
+
+``--slim RHO…``: also evaluate each net after ``slim`` (l1 selection, weights copied, with and without gain
+calibration, no fine-tuning) at each ρ: parameters and Set5 Y-PSNR — what slimming costs before any training.
 """
 
 from __future__ import annotations
@@ -103,9 +107,13 @@ def image_psnr(model, lr: torch.Tensor, hr: torch.Tensor, scale: int, typo_y: bo
     return psnr(sr, hr, crop=scale, y=True, quantize=False), psnr(sr, hr, crop=scale, y=True, quantize=True)
 
 
-def evaluate(name: str, scale: int, dataset: str) -> dict:
-    model = load_checkpoint(DATA / "weights" / "zoo" / f"{name}.pth", overrides={"scale": scale}
-                            if name.startswith("fsrcnn") else None).model
+def load(name: str, scale: int):
+    return load_checkpoint(DATA / "weights" / "zoo" / f"{name}.pth", overrides={"scale": scale}
+                           if name.startswith("fsrcnn") else None).model
+
+
+def evaluate(name: str, scale: int, dataset: str, model=None) -> dict:
+    model = load(name, scale) if model is None else model
     t0 = time.perf_counter()
     per = [(n, *image_psnr(model, lr, hr, scale)) for n, lr, hr in pairs_for(dataset, scale)]
     row = {"net": name, "arch": model.arch, "scale": scale, "set": dataset, "images": len(per),
@@ -125,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nets", nargs="+", default=[n for n, *_ in NETS])
     ap.add_argument("--json", type=Path, help="write every row (appended as it is measured) to this file")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--slim", nargs="+", type=float, default=[], metavar="RHO",
+                    help="evaluate slimmed copies (l1, copy; calibrated and not) on the first set instead")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if not (DATA / "weights" / "zoo").is_dir():
@@ -133,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     info = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__,
             "machine": platform.processor() or platform.machine(), "threads": args.threads, "rows": []}
     known = {n: (s, pub, meas) for n, s, pub, meas in NETS}
+    if args.slim:
+        return slim_table(args, known, info)
     print(f"{'net':22s} {'set':6s} s  Y-float  Y-round  | published  ref Y-float/Y-round  Δfloat")
     for dataset in args.sets:
         for name in args.nets:
@@ -150,6 +162,32 @@ def main(argv: list[str] | None = None) -> int:
                   f"[{row['seconds']} s]", flush=True)
             if args.json:
                 args.json.write_text(json.dumps(info, indent=1))
+    return 0
+
+
+def slim_table(args, known: dict, info: dict) -> int:
+    from sr_compress.compress.slim import slim
+    from sr_compress.models import count_params
+
+    dataset = args.sets[0]
+    print(f"{'net':22s} {'rho':>5s} {'calib':5s} {'params':>9s} {'Y-float':>8s} {'Y-round':>8s}  ({dataset})")
+    for name in args.nets:
+        scale = known[name][0]
+        model = load(name, scale)
+        base = evaluate(name, scale, dataset, model)
+        print(f"{name:22s} {0:5.2f} {'-':5s} {count_params(model):9,d} {base['yfloat']:8.3f} {base['yround']:8.3f}",
+              flush=True)
+        info["rows"].append({**base, "rho": 0.0, "params": count_params(model)})
+        for rho in args.slim:
+            for calibrate in (True, False):
+                small, rep = slim(model, rho, select="l1", init="copy", calibrate=calibrate)
+                row = evaluate(name, scale, dataset, small)
+                row.update(rho=rho, calibrate=calibrate, params=rep.params_after, macs=rep.macs_after)
+                info["rows"].append(row)
+                print(f"{name:22s} {rho:5.2f} {str(calibrate):5s} {rep.params_after:9,d} {row['yfloat']:8.3f} "
+                      f"{row['yround']:8.3f}", flush=True)
+                if args.json:
+                    args.json.write_text(json.dumps(info, indent=1))
     return 0
 
 
