@@ -159,3 +159,13 @@ def test_blocks_must_be_numbered_from_one(tmp_path):
     sd = {k.replace("block_2.", "block_5."): v for k, v in sd.items()}
     with pytest.raises(CheckpointError, match=r"blocks numbered \[1, 3, 5\] are not 1..3"):
         load_checkpoint(_save(sd, tmp_path / "w.pth"))
+
+
+def test_training_patches_too_small_for_esa_are_one_line():
+    from sr_compress.train.trainer import TrainConfig, Trainer
+
+    teacher, student = _tiny("rlfn", 4), build_model("srvgg", **{"scale": 4, "n_feats": 4, "n_conv": 1})
+    with pytest.raises(ConfigError, match=r"rlfn needs network inputs of at least 15x15 px; HR patches of 48 px "
+                                          r"give 12: use a patch size of at least 60"):
+        Trainer(student, "kd", source=None, config=TrainConfig(steps=1, patch_size=48), teacher=teacher)
+    Trainer(student, "kd", source=None, config=TrainConfig(steps=1, patch_size=60), teacher=teacher)  # fits
