@@ -169,3 +169,23 @@ def test_training_patches_too_small_for_esa_are_one_line():
                                           r"give 12: use a patch size of at least 60"):
         Trainer(student, "kd", source=None, config=TrainConfig(steps=1, patch_size=48), teacher=teacher)
     Trainer(student, "kd", source=None, config=TrainConfig(steps=1, patch_size=60), teacher=teacher)  # fits
+
+
+@pytest.mark.parametrize("legacy", [True, False])
+def test_cuda_tagged_storages_load_on_cpu(legacy, tmp_path, monkeypatch):
+    """Most released files were saved from a GPU (storages tagged ``cuda:0``); a plain ``torch.load`` fails on a
+    CPU-only machine, ours maps them to the CPU. The tag is written by patching torch's location tag."""
+    import torch.serialization as ser
+
+    m = _tiny("imdn", 2)
+    sd = {f"module.{k}": v for k, v in _upstream(m).items()}
+    monkeypatch.setattr(ser, "location_tag", lambda storage: "cuda:0")
+    path = _save(sd, tmp_path / "w.pth", legacy=legacy)
+    monkeypatch.undo()
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(path, weights_only=True)
+    got = load_checkpoint(path).model
+    x = torch.rand(1, 3, 9, 10)
+    with torch.no_grad():
+        assert torch.equal(got(x), m(x))
