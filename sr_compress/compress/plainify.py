@@ -149,7 +149,7 @@ def teacher_chain(model: SRModel) -> TeacherChain:
     arch = getattr(model, "arch", type(model).__name__)
     if arch in _UNSUPPORTED:
         raise PlainifyError(f"cannot plainify {arch}: {_UNSUPPORTED[arch]}")
-    declared = model.plainify_support() if isinstance(model, SRModel) else None  # the family's own word
+    declared = getattr(type(model), "plainify_refusal", None)  # each family declares it (models/<family>.py)
     if declared:
         raise PlainifyError(f"cannot plainify {arch}: {declared}")
     for name in ("sub_mean", "head", "body", "body_conv", "tail", "add_mean"):

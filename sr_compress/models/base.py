@@ -60,7 +60,7 @@ class SRModel(nn.Module):
     #: None for nets whose output at a pixel depends only on a bounded neighbourhood at a fixed offset (exact
     #: tiling applies); else why it does not (global pooling, a pooling grid tied to the image size…).
     global_context: ClassVar[str | None] = None
-    #: None where :mod:`sr_compress.compress.plainify` decides from the structure; else why it refuses the family.
+    #: Why this family cannot be plainified (``srcompress plainify``), or None when the structural check decides.
     plainify_refusal: ClassVar[str | None] = None
 
     def __init__(self, **hparams: Any) -> None:
@@ -86,11 +86,6 @@ class SRModel(nn.Module):
     @property
     def channels(self) -> int:
         return int(self.hparams.get("channels", 3))
-
-    @classmethod
-    def plainify_support(cls) -> str | None:
-        """Why ``plainify`` cannot convert this family (None: the structural check decides)."""
-        return cls.plainify_refusal
 
     def check_input_size(self, x: torch.Tensor) -> None:
         """InputError when ``x`` is smaller than :attr:`min_size` (one clear line instead of a torch error)."""
