@@ -13,7 +13,7 @@ import torch
 from conftest import SHARED_DATA
 
 from sr_compress.checkpoint import load_checkpoint
-from sr_compress.train.data import read_image
+from sr_compress.data.datasets import read_image
 
 ZOO = SHARED_DATA / "weights" / "zoo"
 pytestmark = pytest.mark.skipif(not ZOO.is_dir(), reason=f"reference weights not found at {ZOO}")

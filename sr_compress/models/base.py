@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, InputError
+from ..metrics import count_params
 
 if TYPE_CHECKING:  # pragma: no cover
     from .groups import ChannelGroup
@@ -60,7 +61,9 @@ class SRModel(nn.Module):
     #: None for nets whose output at a pixel depends only on a bounded neighbourhood at a fixed offset (exact
     #: tiling applies); else why it does not (global pooling, a pooling grid tied to the image size…).
     global_context: ClassVar[str | None] = None
-    #: Why this family cannot be plainified (``srcompress plainify``), or None when the structural check decides.
+    #: Why this family cannot be plainified (``srcompress plainify``), or None when it may be: the stage then
+    #: reads it as an EDSR-style chain (mean shift, head conv, residual conv-ReLU-conv blocks, body conv +
+    #: global skip, pixel-shuffle tail) and names the first module that does not fit. Declared per family.
     plainify_refusal: ClassVar[str | None] = None
 
     def __init__(self, **hparams: Any) -> None:
@@ -127,10 +130,6 @@ class SRModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"arch={self.arch}, scale={self.hparams.get('scale')}"
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 class MeanShift(nn.Module):
