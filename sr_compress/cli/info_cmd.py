@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import click
 
-from ._common import console, json_option, onnx_options, overrides_from, print_json
+from ._common import console, json_option, model_options, onnx_options, overrides_from, print_json
 
 
 @click.command("info")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--size", default="320x180", show_default=True, help="LR input size (WxH) for the FLOPs count.")
-@click.option("--scale", "--model-scale", "model_scale", type=click.IntRange(2, 4), default=None,
-              help="The scale of a pre-upsampling ONNX graph (its output has its input's size).")
+@model_options
 @onnx_options
 @json_option
-def info(model: str, size: str, as_json: bool, **over) -> None:
+def info(model: str, size: str, as_json: bool, **opts) -> None:
     """Show arch, hyper-parameters, parameters, FLOPs and provenance of MODEL (.pt or .onnx).
 
     \b
@@ -24,7 +23,7 @@ def info(model: str, size: str, as_json: bool, **over) -> None:
     from ..config import parse_size
     from ..ops.info import model_info
 
-    data = model_info(model, size=parse_size(size), overrides=overrides_from(over))
+    data = model_info(model, size=parse_size(size), overrides=overrides_from(opts))
     if as_json:
         print_json(data)
         return

@@ -14,7 +14,8 @@ from .common import load_model
 def model_info(path: str | Path, *, size: tuple[int, int] = (320, 180),
                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Arch, hparams, params, MACs/FLOPs at LR size ``size`` (W×H), provenance of a checkpoint or an ONNX
-    graph (found by suffix or content; ``overrides``: scale / input_range / colour where it does not say)."""
+    graph (found by suffix or content); ``overrides`` replace guessed hparams of a foreign checkpoint (scale,
+    img_range, res_scale…) or what an ONNX graph does not say (scale, input_range, colour)."""
     p = Path(path)
     if is_onnx_file(require_file(p, "model")):
         from ..deploy.onnx import onnx_info
