@@ -24,6 +24,12 @@ ORT_PRESETS: dict[str, dict[str, Any]] = {
                "malloc_mmap_threshold": MMAP_THRESHOLD},
     "arena": {"enable_cpu_mem_arena": True, "enable_mem_pattern": False},
     "default": {"enable_cpu_mem_arena": True, "enable_mem_pattern": True},
+    # the same memory settings at optimisation level EXTENDED (no NCHWc/NHWC layout transformer): for comparing
+    # graph forms of quantised graphs (docs/benchmarks.md, "Quantised graphs")
+    "lowmem-ext": {"enable_cpu_mem_arena": False, "enable_mem_pattern": False,
+                   "malloc_mmap_threshold": MMAP_THRESHOLD, "graph_optimization_level": "ORT_ENABLE_EXTENDED"},
+    "arena-ext": {"enable_cpu_mem_arena": True, "enable_mem_pattern": False,
+                  "graph_optimization_level": "ORT_ENABLE_EXTENDED"},
 }
 KINDS = {".onnx": "onnx", ".pt": "pt", ".pth": "pt"}
 DEVICES = ("cpu", "cuda")
@@ -100,11 +106,13 @@ def _ort_runner(path: Path, shape: Sequence[int], device: str, threads: int | No
 
     opts = preset_options(preset)
     providers = _ort_providers(device)
-    so = session_options(threads, arena=opts["enable_cpu_mem_arena"], mem_pattern=opts["enable_mem_pattern"])
+    level = opts.get("graph_optimization_level", OPT_LEVEL)
+    so = session_options(threads, arena=opts["enable_cpu_mem_arena"], mem_pattern=opts["enable_mem_pattern"],
+                         level=level)
     sess = ort.InferenceSession(str(path), so, providers=providers)
     x = np.random.default_rng(0).random(tuple(shape), dtype=np.float32)
     name = sess.get_inputs()[0].name
-    options = {"preset": preset, "graph_optimization_level": OPT_LEVEL, **opts}
+    options = {"preset": preset, **opts, "graph_optimization_level": level}
     if device == "cpu":
         return Runner("onnx", "CPUExecutionProvider", options, lambda: sess.run(None, {name: x}) and None)
     binding = sess.io_binding()
