@@ -30,7 +30,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_fold_and_equalize_are_exact_on_data_that_meets_the_condition_borders_included():
     m = _offset_student()
     calib = torch.rand(4, 3, 16, 20, generator=torch.Generator().manual_seed(1))
-    out, rep = equalize_plain(m, calib)
+    out, rep = equalize_plain(m, calib, equalize=True)
     assert sum(r.folded for r in rep.layers) > 0 and rep.constant_channels == 3
     assert all(r.min_margin >= 0 for r in rep.layers)  # z_k ≥ c_k held on the calibration data
     with torch.no_grad():
@@ -60,7 +60,7 @@ def test_fold_without_constant_channel_would_break_the_border():
 def test_equalisation_alone_is_exact_for_any_input():
     m = _offset_student(3)
     calib = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(4))
-    out, rep = equalize_plain(m, calib, fold=False)
+    out, rep = equalize_plain(m, calib, fold=False, equalize=True)
     assert rep.constant_channels == 0 and out.hparams["layers"] == m.hparams["layers"]
     x = torch.randn(1, 3, 15, 13, generator=torch.Generator().manual_seed(5)) * 3  # far outside the calibration
     with torch.no_grad():
@@ -70,12 +70,14 @@ def test_equalisation_alone_is_exact_for_any_input():
 def test_rewrites_shrink_the_per_tensor_range_relative_to_the_channels():
     m = _offset_student()
     calib = torch.rand(4, 3, 16, 20, generator=torch.Generator().manual_seed(1))
-    _, rep = equalize_plain(m, calib)
-    for r in rep.layers:
-        if r.folded:
-            # before: thousands wide for channels a few hundred wide; after: within a small factor of a channel
-            assert r.range_before > 5 * r.range_after
-            assert r.range_after < 4 * r.median_channel_span
+    _, folded = equalize_plain(m, calib)
+    _, both = equalize_plain(m, calib, equalize=True)
+    for a, b in zip(folded.layers, both.layers, strict=True):
+        if a.folded:
+            # before: thousands wide for channels a few hundred wide; folding alone removes most of it
+            assert a.range_before > 4 * a.range_after
+            # equalisation brings the tensor's range within a small factor of a channel's
+            assert b.range_after < 4 * b.median_channel_span
 
 
 def test_exported_rewritten_student_stays_plain(tmp_path):

@@ -40,6 +40,9 @@ from ..models import SRModel
 #: margin below the calibration minimum, as a fraction of the channel's calibrated span
 DEFAULT_MARGIN = 0.25
 DEFAULT_MAX_SCALE = 16.0
+#: "exact": folded offsets come back through a constant channel (exact at the borders too); "bias": through
+#: the next layer's bias (exact inside the image, not on the border ring; no extra channel, smaller weights)
+BORDERS = ("exact", "bias")
 _SCALE_INVARIANT = ("relu", "prelu", "lrelu", "identity")
 
 
@@ -62,9 +65,10 @@ class LayerRewrite:
 class EqualizeReport:
     layers: list[LayerRewrite] = field(default_factory=list)
     fold: bool = True
-    equalize: bool = True
+    equalize: bool = False
     margin: float = DEFAULT_MARGIN
     max_scale: float = DEFAULT_MAX_SCALE
+    border: str = "exact"
     max_abs_diff: float = 0.0  # on the calibration patches, model output units (float32)
     constant_channels: int = 0
 
@@ -93,9 +97,9 @@ def layer_inputs(model: SRModel, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def equalize_plain(model: SRModel, calib: torch.Tensor, *, fold: bool = True, equalize: bool = True,
-                   margin: float = DEFAULT_MARGIN,
-                   max_scale: float = DEFAULT_MAX_SCALE) -> tuple[SRModel, EqualizeReport]:
+def equalize_plain(model: SRModel, calib: torch.Tensor, *, fold: bool = True, equalize: bool = False,
+                   margin: float = DEFAULT_MARGIN, max_scale: float = DEFAULT_MAX_SCALE,
+                   border: str = "exact") -> tuple[SRModel, EqualizeReport]:
     """The rewritten copy of a ``plain`` model (float32, eval mode) and what was done.
 
     ``calib``: model-space LR patches (N, C, h, w) for the statistics (offsets, ranges). All arithmetic in
@@ -107,18 +111,22 @@ def equalize_plain(model: SRModel, calib: torch.Tensor, *, fold: bool = True, eq
         raise ConfigError(f"equalize_plain rewrites plain models, got {model.arch}")
     if not 0 <= margin < 1 or max_scale < 1:
         raise ConfigError("need 0 ≤ margin < 1 and max_scale ≥ 1")
+    if border not in BORDERS:
+        raise ConfigError(f"unknown border mode {border!r}; choose one of {', '.join(BORDERS)}")
     ref = copy.deepcopy(model).eval().double()
     work = copy.deepcopy(model).eval().double()
     specs = [dict(s) for s in work.hparams["layers"]]
-    report = EqualizeReport(fold=fold, equalize=equalize, margin=margin, max_scale=max_scale)
+    report = EqualizeReport(fold=fold, equalize=equalize, margin=margin, max_scale=max_scale, border=border)
     x = calib.double()
+    h = work.sub_mean(x) if work.sub_mean is not None else x  # the input of layer i (rewritten network)
     for i in range(len(specs) - 1):
         layers = _layers(work)
         layer, nxt = layers[i], layers[i + 1]
         act = specs[i]["act"]
         if specs[i]["shuffle"] != 1 or act not in _SCALE_INVARIANT:
+            h = layer(h)
             continue
-        z = layer.conv(layer_inputs(work, x)[i])  # pre-activation of layer i
+        z = layer.conv(h)  # pre-activation of layer i
         zc = z.transpose(0, 1).reshape(z.shape[1], -1)
         a = layer.act(z.clone()).transpose(0, 1).reshape(z.shape[1], -1)
         before = float(a.max() - a.min())
@@ -144,7 +152,9 @@ def equalize_plain(model: SRModel, calib: torch.Tensor, *, fold: bool = True, eq
             layer.conv.bias *= s
             w_next /= s.view(1, -1, 1, 1)
         const = None
-        if folded:
+        if folded and border == "bias":  # exact inside the image only: the border ring reads zeros, not c
+            nxt.conv.bias += corr.sum((1, 2))
+        elif folded:
             const = float((span * s).max())
             layer.conv = _add_const_output(layer.conv, const)
             nxt.conv = _add_const_input(nxt.conv, corr / const)
@@ -152,8 +162,8 @@ def equalize_plain(model: SRModel, calib: torch.Tensor, *, fold: bool = True, eq
                 layer.act = _extend_prelu(layer.act)
             specs[i]["out"] += 1
             report.constant_channels += 1
-        after = layer.act(layer.conv(layer_inputs(work, x)[i])).transpose(0, 1)
-        after = after.reshape(after.shape[0], -1)
+        h = layer(h)
+        after = h.transpose(0, 1).reshape(h.shape[1], -1)
         spans = (after.max(1).values - after.min(1).values)[:specs[i]["out"] - (1 if folded else 0)]
         report.layers.append(LayerRewrite(
             i, specs[i]["out"], folded, float(c.abs().max()) if folded else 0.0, before,

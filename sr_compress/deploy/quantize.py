@@ -108,7 +108,8 @@ def quantize(model: Any, out: str | os.PathLike, *, precision: str = "int8", cal
              method: str = "minmax", per_channel: bool = True, exclude: Sequence[str] = (),
              max_drop: float | None = None, eval_data: str | os.PathLike | None = None,
              patches: int = DEFAULT_PATCHES, patch_size: int = DEFAULT_PATCH, rewrite: bool = True,
-             eval_max_side: int | None = 256, force: bool = False, seed: int = 0) -> tuple[Path, QuantReport]:
+             eval_max_side: int | None = 256, force: bool = False, seed: int = 0,
+             rewrite_options: dict[str, Any] | None = None) -> tuple[Path, QuantReport]:
     """Quantise ``model`` (``.pt``/``.onnx`` path or an :class:`SRModel`) to ``out`` in ``precision``.
 
     ``calib``: an image folder, or None/"default" for the bundled training photos; ``eval_data``: held-out
@@ -126,8 +127,8 @@ def quantize(model: Any, out: str | os.PathLike, *, precision: str = "int8", cal
     limit = DEFAULT_MAX_DROP[precision] if max_drop is None else float(max_drop)
     inputs = [model] if isinstance(model, str | os.PathLike) else []
     dest = check_output(out, inputs=inputs, force=force)
-    float_bytes, info, rewrites = float_graph(model, calib=calib, rewrite=rewrite and precision == "int8",
-                                              seed=seed)
+    float_bytes, info, rewrites, reference = float_graph(model, calib=calib, seed=seed, options=rewrite_options,
+                                                         rewrite=rewrite and precision == "int8")
     graph = onnx.load_from_string(float_bytes)
     check_supported(graph)
     folded_graph, n_affine = fold_output_affine(graph)
@@ -153,7 +154,7 @@ def quantize(model: Any, out: str | os.PathLike, *, precision: str = "int8", cal
     qbytes = qmodel.SerializeToString(deterministic=True)
     session = _session(qbytes, precision)
     pairs = held_out_pairs(eval_data, info["scale"], eval_max_side)
-    images = score_pairs(_session(float_bytes, "float32"), session, pairs, info)
+    images = score_pairs(_session(reference, "float32"), session, pairs, info)
     fl = float(np.mean([i.float_psnr_y for i in images]))
     q = float(np.mean([i.quant_psnr_y for i in images]))
     report = QuantReport(
@@ -193,9 +194,11 @@ def _ops(model: onnx.ModelProto) -> dict[str, int]:
 
 
 # -- the float graph -----------------------------------------------------------------------------------------
-def float_graph(model: Any, *, calib: Any = None, rewrite: bool = True,
-                seed: int = 0) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
-    """(float32 ONNX bytes, {scale, channels, pre_upsample}, rewrites report) of a model or model file.
+def float_graph(model: Any, *, calib: Any = None, rewrite: bool = True, seed: int = 0,
+                options: dict[str, Any] | None = None) -> tuple[bytes, dict[str, Any], dict[str, Any], bytes]:
+    """(float32 ONNX bytes, {scale, channels, pre_upsample}, rewrites report, the reference float32 bytes) of
+    a model or model file: the reference is the model as given, before any rewrite (what quality is scored
+    against).
 
     Plain checkpoints get :func:`sr_compress.compress.equalize.equalize_plain` (calibrated on ``calib``)
     before export when ``rewrite``; ONNX files are taken as they are (the rewrites need the checkpoint).
@@ -205,7 +208,8 @@ def float_graph(model: Any, *, calib: Any = None, rewrite: bool = True,
     if isinstance(model, str | os.PathLike):
         path = require_file(model, "model")
         if path.suffix.lower() == ".onnx":
-            return _onnx_float(path)
+            data, info, rep = _onnx_float(path)
+            return data, info, rep, data
         if path.suffix.lower() not in (".pt", ".pth"):
             raise InputError(f"{path}: give a .pt checkpoint or a float32 .onnx graph")
         from ..checkpoint import load_checkpoint
@@ -215,13 +219,14 @@ def float_graph(model: Any, *, calib: Any = None, rewrite: bool = True,
         raise InputError(f"cannot quantise a {type(model).__name__}; give a .pt/.onnx path or an SRModel")
     rewrites: dict[str, Any] = {}
     model = model.eval()
-    if rewrite and model.arch == "plain":
-        from ..compress.equalize import equalize_plain
+    reference = _export_bytes(model)
+    if not (rewrite and model.arch == "plain"):
+        return reference, _model_info(model), rewrites, reference
+    from ..compress.equalize import equalize_plain
 
-        lr = calibration_patches(calib, _model_info(model), 16, DEFAULT_PATCH, seed)
-        model, rep = equalize_plain(model, torch.from_numpy(lr))
-        rewrites = rep.to_dict()
-    return _export_bytes(model), _model_info(model), rewrites
+    lr = calibration_patches(calib, _model_info(model), 16, DEFAULT_PATCH, seed)
+    model, rep = equalize_plain(model, torch.from_numpy(lr), **(options or {}))
+    return _export_bytes(model), _model_info(model), rep.to_dict(), reference
 
 
 def _model_info(model: Any) -> dict[str, Any]:

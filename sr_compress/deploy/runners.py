@@ -78,13 +78,20 @@ def check_device(device: str) -> None:
             raise InputError("--device cuda: no CUDA device is available to PyTorch on this machine")
 
 
+#: PyTorch compute precisions of a .pt model (ONNX graphs carry their own: see deploy/quantize.py)
+TORCH_PRECISIONS = {"float32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
 def open_runner(path: Path, *, shape: Sequence[int], device: str = "cpu", threads: int | None = None,
-                preset: str = "lowmem", channels_last: bool = True) -> Runner:
-    """Open a .onnx or .pt model for ``device`` and allocate a random input of ``shape`` (NCHW float32)."""
+                preset: str = "lowmem", channels_last: bool = True, precision: str = "float32") -> Runner:
+    """Open a .onnx or .pt model for ``device`` and allocate a random input of ``shape`` (NCHW float32; a .pt
+    model in ``precision`` bf16/fp16 gets its weights and input in that type)."""
     p = require_file(path, "model")
+    if precision not in TORCH_PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(TORCH_PRECISIONS)}")
     if model_kind(p) == "onnx":
         return _ort_runner(p, shape, device, threads, preset)
-    return _torch_runner(p, shape, device, threads, channels_last)
+    return _torch_runner(p, shape, device, threads, channels_last, precision)
 
 
 def _ort_providers(device: str) -> list[Any]:
@@ -123,15 +130,16 @@ def _ort_runner(path: Path, shape: Sequence[int], device: str, threads: int | No
 
 
 def _torch_runner(path: Path, shape: Sequence[int], device: str, threads: int | None,
-                  channels_last: bool) -> Runner:
+                  channels_last: bool, precision: str = "float32") -> Runner:
     import torch
 
     from ..checkpoint import load_checkpoint
 
     if threads:
         torch.set_num_threads(threads)
-    model = load_checkpoint(path).model.eval().to(device)
-    x = torch.rand(tuple(shape), generator=torch.Generator().manual_seed(0)).to(device)
+    dtype = getattr(torch, TORCH_PRECISIONS[precision])
+    model = load_checkpoint(path).model.eval().to(device=device, dtype=dtype)
+    x = torch.rand(tuple(shape), generator=torch.Generator().manual_seed(0)).to(device=device, dtype=dtype)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -142,7 +150,7 @@ def _torch_runner(path: Path, shape: Sequence[int], device: str, threads: int | 
         if device == "cuda":
             torch.cuda.synchronize()
 
-    options = {"channels_last": channels_last, "inference_mode": True}
+    options = {"channels_last": channels_last, "inference_mode": True, "precision": precision}
     timer = _cuda_event_timer(run) if device == "cuda" else None
     return Runner("pt", f"PyTorch {device}", options, run, timer)
 
