@@ -160,3 +160,28 @@ def test_bound_and_params_count_real_element_sizes(tmp_path):
     runtime = fused_view(with_input_shape(onnx.load(str(q)), shape))
     kinds = [n.op_type for n in runtime.graph.node]
     assert kinds.count("Conv") == 3 and kinds.count("DequantizeLinear") < 8  # activation DQs folded away
+
+
+def test_bench_reads_quantised_graphs_and_runs_bf16_pytorch(tmp_path):
+    from sr_compress.checkpoint import save_checkpoint
+    from sr_compress.deploy.bench import bench_models
+    from sr_compress.deploy.onnx import export_onnx
+    from sr_compress.deploy.report import table_rows
+
+    model = _plain()
+    f32 = tmp_path / "m.onnx"
+    export_onnx(model, f32, validate=False)
+    q, _ = quantize(f32, tmp_path / "m_int8.onnx", max_drop=100, **FAST)
+    res = bench_models([f32, q], size=(64, 48), warmup=0, runs=1, memory=False, peak=False, tune_malloc=False)
+    a, b = res.models
+    assert (a.precision, b.precision) == ("float32", "int8")
+    assert b.params == a.params and set(b.params_by_dtype) == {"int8", "int32"}
+    assert b.bound_bytes < a.bound_bytes
+    _, rows = table_rows(res)
+    assert rows[1][4].endswith("(int8)") and "int8" in rows[1][1]
+    pt = tmp_path / "m.pt"
+    save_checkpoint(model, pt)
+    res = bench_models([pt], size=(64, 48), warmup=0, runs=1, memory=False, peak=False, precision="bf16")
+    assert res.models[0].precision == "bf16" and res.models[0].latency.median_s > 0
+    with pytest.raises(ConfigError, match="precision"):
+        bench_models([pt], size=(64, 48), precision="int4")
