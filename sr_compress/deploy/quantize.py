@@ -355,6 +355,23 @@ def _upscale(session: Any, lr_rgb: torch.Tensor, info: dict[str, Any]) -> torch.
     return y.clamp(0, 1)
 
 
+def onnx_upscaler(path: str | os.PathLike, *, threads: int | None = None) -> tuple[Any, int, str]:
+    """``(upscale, scale, precision)`` for an ONNX file (float32, int8 or fp16 alike): ``upscale`` maps an RGB LR
+    batch (NCHW, [0, 1]) to the RGB SR batch in [0, 1] through onnxruntime, as :func:`infer.super_resolve` does
+    for a checkpoint (Y models: Cb/Cr bicubic). For ``eval`` of ONNX files."""
+    from .bench import inspect_model
+    from .onnx import ort_session
+
+    spec = inspect_model(path)
+    session = ort_session(path, threads=threads)
+    info = {"scale": spec.scale, "channels": spec.channels, "pre_upsample": spec.pre_upsample}
+
+    def upscale(lr_rgb: torch.Tensor) -> torch.Tensor:
+        return _upscale(session, lr_rgb, info)
+
+    return upscale, spec.scale, graph_precision(onnx.load(str(path), load_external_data=False))
+
+
 def _session(data: bytes, precision: str) -> Any:
     import onnxruntime as ort
 
