@@ -53,14 +53,14 @@ MB = 1e6
 
 def r16_plain_student(out: Path) -> Path:
     """A plainified EDSR r16f64 ×4 (random-init teacher, seed 0), width 64, one-shuffle tail."""
-    from sr_compress.compress.winning_init import winning_init
+    from sr_compress.compress.plainify.winning_init import winning_init
     from sr_compress.models import build_model
 
     path = out / "plain_r16f64_x4.pt"
     if not path.exists():
         torch.manual_seed(0)
         teacher = build_model("edsr", scale=4, n_feats=64, n_blocks=16)
-        student, _, _ = winning_init(teacher, width=64, tail="shuffle", teacher_memory=False)
+        student, _, _ = winning_init(teacher, width=64, tail="shuffle")
         save_checkpoint(student, path)
     return path
 
@@ -121,7 +121,7 @@ def measure(entries: list[dict], size: tuple[int, int], threads: int, warmup: in
         cost = model_cost(spec, e["shape"])
         e.update(bound_bytes=cost.bound_bytes, params_by_dtype=cost.params_by_dtype, flops=cost.flops,
                  weights_bytes=cost.weights_bytes, peak_node=cost.peak_node)
-    set_mmap_threshold(ORT_PRESETS["lowmem"]["malloc_mmap_threshold"])
+    set_mmap_threshold(ORT_PRESETS.get("lowmem")["malloc_mmap_threshold"])
     with torch_threads(threads):
         runners = [open_runner(Path(e["path"]), shape=e["shape"], threads=threads, preset="lowmem",
                                precision=e["precision"]) for e in entries]
@@ -137,7 +137,7 @@ def measure(entries: list[dict], size: tuple[int, int], threads: int, warmup: in
             e = entries[i]
             args = [e["path"], "--shape", ",".join(map(str, e["shape"])), "--threads", threads, "--preset",
                     "lowmem", "--precision", e["precision"]]
-            e.setdefault("memory", []).append(run_probe(args, env=probe_env(ORT_PRESETS["lowmem"], "cpu")))
+            e.setdefault("memory", []).append(run_probe(args, env=probe_env(ORT_PRESETS.get("lowmem"), "cpu")))
             log.info("memory round %d %s %s: first %.1f MB", r, e["model"], e["variant"],
                      e["memory"][-1]["first_bytes"] / MB)
 

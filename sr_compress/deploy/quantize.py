@@ -286,8 +286,8 @@ def calibration_patches(source: Any, info: dict[str, Any], patches: int, patch_s
     """``patches`` random LR crops (N, C, p, p) float32 of the images of ``source`` (None/"default": the bundled
     training photos), each HR image bicubic-downscaled by the model's scale. DataError for a folder without
     images or images smaller than a patch."""
+    from ..data.datasets import default_images, load_images
     from ..imresize import imresize
-    from ..train.data import default_images, load_images
 
     images = default_images("train") if source is None or str(source) == "default" else load_images(source)
     scale, hp = info["scale"], patch_size * info["scale"]
@@ -310,8 +310,8 @@ def held_out_pairs(source: Any, scale: int, max_side: int | None = 256) -> list[
     """Evaluation pairs (bundled validation photos by default): HR centre-cropped to ``max_side`` (None: whole)
     and mod-cropped, LR by MATLAB-compatible bicubic downscaling — or a folder's stored HR/LR pairs, cropped
     alike."""
+    from ..data.datasets import EvalPair, load_dataset
     from ..imresize import imresize
-    from ..train.data import EvalPair, load_dataset
 
     items = load_dataset(None if source is None or str(source) == "default" else source, scale, "bi", "val")
     out = []

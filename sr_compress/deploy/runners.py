@@ -15,22 +15,23 @@ from typing import Any
 
 from ..errors import ConfigError, InputError
 from ..fileio import require_file
+from ..registry import Registry
 
 #: glibc malloc threshold of the ``lowmem`` preset: frees above 1 MB go back to the OS at once (docs/benchmarks.md)
 MMAP_THRESHOLD = 1 << 20
 #: onnxruntime session settings by name; ``lowmem`` is the default (lowest peak, docs/benchmarks.md).
-ORT_PRESETS: dict[str, dict[str, Any]] = {
-    "lowmem": {"enable_cpu_mem_arena": False, "enable_mem_pattern": False,
-               "malloc_mmap_threshold": MMAP_THRESHOLD},
-    "arena": {"enable_cpu_mem_arena": True, "enable_mem_pattern": False},
-    "default": {"enable_cpu_mem_arena": True, "enable_mem_pattern": True},
-    # the same memory settings at optimisation level EXTENDED (no NCHWc/NHWC layout transformer): for comparing
-    # graph forms of quantised graphs (docs/benchmarks.md, "Quantised graphs")
-    "lowmem-ext": {"enable_cpu_mem_arena": False, "enable_mem_pattern": False,
-                   "malloc_mmap_threshold": MMAP_THRESHOLD, "graph_optimization_level": "ORT_ENABLE_EXTENDED"},
-    "arena-ext": {"enable_cpu_mem_arena": True, "enable_mem_pattern": False,
-                  "graph_optimization_level": "ORT_ENABLE_EXTENDED"},
-}
+ORT_PRESETS: Registry[dict[str, Any]] = Registry("onnxruntime preset")
+ORT_PRESETS.add("lowmem", {"enable_cpu_mem_arena": False, "enable_mem_pattern": False,
+                           "malloc_mmap_threshold": MMAP_THRESHOLD})
+ORT_PRESETS.add("arena", {"enable_cpu_mem_arena": True, "enable_mem_pattern": False})
+ORT_PRESETS.add("default", {"enable_cpu_mem_arena": True, "enable_mem_pattern": True})
+# the same memory settings at optimisation level EXTENDED (no NCHWc/NHWC layout transformer): for comparing the
+# graph forms of quantised graphs (docs/benchmarks.md, "Quantised and half-precision graphs")
+ORT_PRESETS.add("lowmem-ext", {"enable_cpu_mem_arena": False, "enable_mem_pattern": False,
+                               "malloc_mmap_threshold": MMAP_THRESHOLD,
+                               "graph_optimization_level": "ORT_ENABLE_EXTENDED"})
+ORT_PRESETS.add("arena-ext", {"enable_cpu_mem_arena": True, "enable_mem_pattern": False,
+                              "graph_optimization_level": "ORT_ENABLE_EXTENDED"})
 KINDS = {".onnx": "onnx", ".pt": "pt", ".pth": "pt"}
 DEVICES = ("cpu", "cuda")
 
@@ -62,9 +63,7 @@ class Runner:
 
 
 def preset_options(preset: str) -> dict[str, Any]:
-    if preset not in ORT_PRESETS:
-        raise ConfigError(f"unknown onnxruntime preset {preset!r}; choose one of {', '.join(ORT_PRESETS)}")
-    return dict(ORT_PRESETS[preset])
+    return dict(ORT_PRESETS.get(preset))
 
 
 def check_device(device: str) -> None:
