@@ -75,6 +75,11 @@ def evaluate_bicubic(pairs: list, scale: int, *, keep_outputs: bool = False) -> 
     return _evaluate("bicubic", scale, pairs, lambda lr: imresize(lr, scale).clamp(0, 1), keep_outputs)
 
 
+def evaluate_upscaler(method: str, scale: int, pairs: list, upscale, *, keep_outputs: bool = False) -> EvalReport:
+    """Score any ``upscale`` function (RGB LR batch → RGB SR batch in [0, 1]), e.g. an ONNX graph's runner."""
+    return _evaluate(method, scale, pairs, upscale, keep_outputs)
+
+
 def _evaluate(method: str, scale: int, pairs: list, upscale, keep_outputs: bool) -> EvalReport:
     report = EvalReport(method, scale)
     for p in pairs:

@@ -34,13 +34,15 @@ from ._common import (
 @json_option
 def eval_(model: str, data: str, degradation: str, no_bicubic: bool, crops: str | None, all_depths: bool,
           force: bool, as_json: bool, **over) -> None:
-    """Evaluate MODEL (ours or a foreign checkpoint): Y-PSNR / SSIM and RGB PSNR per image.
+    """Evaluate MODEL (ours or a foreign checkpoint, or an ONNX graph of any precision): Y-PSNR / SSIM and RGB
+    PSNR per image.
 
     \b
     Example:
       srcompress eval teacher.pt --data ~/datasets/Set5 --crops set5_crops.png
       srcompress eval asrn_x2.pt --all-depths --json
       srcompress eval vdsr.pth --scale 3 --data ../shared/data/set5/matlab_bicubic_x3.npz
+      srcompress eval student_int8.onnx
     """
     from ..ops.evaluate import evaluate
 
@@ -51,12 +53,13 @@ def eval_(model: str, data: str, degradation: str, no_bicubic: bool, crops: str 
     elif o.mode == "depths":
         _render_depths(o.loaded.model, o.depths, data, degradation, as_json)
     elif as_json:
-        print_json({"model": model, "guesses": o.loaded.guesses, "reports": [r.to_dict() for r in o.reports]})
+        guesses = o.loaded.guesses if o.loaded else []
+        print_json({"model": model, "guesses": guesses, "reports": [r.to_dict() for r in o.reports]})
     else:
         from ._render import eval_table, show_guesses
 
-        show_guesses(o.loaded.guesses)
-        console.print(eval_table(o.reports, title=f"×{o.loaded.model.scale} on {data} ({degradation.upper()})"))
+        show_guesses(o.loaded.guesses if o.loaded else [])
+        console.print(eval_table(o.reports, title=f"×{o.reports[0].scale} on {data} ({degradation.upper()})"))
 
 
 def _render_depths(model, table, data: str, degradation: str, as_json: bool) -> None:
