@@ -170,7 +170,7 @@ def test_one_entry_per_onnx_model_and_preset(models):
 
 
 @pytest.mark.parametrize("kw, match", [
-    ({"precision": "bfloat16"}, "only float32"),
+    ({"precision": "bfloat16"}, "unknown precision"),
     ({"presets": ("turbo",)}, "unknown onnxruntime preset"),
     ({"runs": 0}, "runs ≥ 1"),
     ({"device": "tpu"}, "unknown device"),
