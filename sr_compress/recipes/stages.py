@@ -235,7 +235,8 @@ class ReportParams:
 
 @register_stage("report", ReportParams, inputs=("models", "bench", "data"))
 def report_stage(p: ReportParams, ctx: StageContext) -> StageOutput:
-    models = {Path(str(m).lstrip("@")).stem: load_model(ctx.resolve(str(m))).model for m in p.models}
+    paths = {Path(str(m).lstrip("@")).stem: ctx.resolve(str(m)) for m in p.models}
+    models = {k: (v if v.suffix.lower() == ".onnx" else load_model(v).model) for k, v in paths.items()}
     bench = None
     if p.bench:
         report = ctx.resolve(p.bench).parent / "report.json"
@@ -306,7 +307,7 @@ class QuantizeParams:
 
 @register_stage("quantize", QuantizeParams, inputs=("model", "calib", "eval_data"))
 def quantize_stage(p: QuantizeParams, ctx: StageContext) -> StageOutput:
-    path = ctx.folder / f"{Path(p.model.lstrip('@')).stem}_{p.precision}.onnx"
+    path = ctx.folder / f"{ctx.stage.id}.onnx"  # named after the stage: bench and report rows match it by stem
     r = quantize_op.quantize_file(ctx.resolve(p.model), path, precision=p.precision, calib=ctx.data(p.calib),
                                   method=p.method, per_channel=p.per_channel, exclude=p.exclude,
                                   max_drop=p.max_drop, eval_data=ctx.data(p.eval_data), patches=p.patches,

@@ -185,3 +185,15 @@ def test_bench_reads_quantised_graphs_and_runs_bf16_pytorch(tmp_path):
     assert res.models[0].precision == "bf16" and res.models[0].latency.median_s > 0
     with pytest.raises(ConfigError, match="precision"):
         bench_models([pt], size=(64, 48), precision="int4")
+
+
+def test_pipeline_report_takes_int8_graphs_beside_checkpoints(tmp_path):
+    from sr_compress.deploy.summary import pipeline_report
+
+    model = _plain()
+    q, rep = quantize(model, tmp_path / "m_int8.onnx", max_drop=100, rewrite=False, **FAST)
+    out = pipeline_report({"m": model, "m_int8": q}, tmp_path / "report", data="default")
+    float_row, int8_row = out.rows
+    assert int8_row.arch == "plain int8" and int8_row.params == float_row.params
+    assert abs(int8_row.psnr_y - float_row.psnr_y) < 2.0  # whole validation photos: near the float model
+    assert "m_int8" in (tmp_path / "report" / "report.md").read_text()
