@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import console, force_option, json_option, print_json, seed_option, stage_option
+from ._common import console, force_option, json_option, print_json, seed_option, show_warnings, stage_option
 
 D = "sr_compress.ops.quantize:DEFAULTS:"  # the defaults live in deploy.quantize.quantize
 
@@ -55,6 +55,7 @@ def quantize(model: str, output: str, precision: str, calib: str, method: str, p
     o = quantize_file(model, output, precision=precision, calib=calib, method=method, per_channel=per_channel,
                       exclude=exclude, max_drop=max_drop, eval_data=eval_data, patches=patches,
                       patch_size=patch_size, rewrite=not no_rewrite, seed=seed, force=force)
+    show_warnings(o.report.warnings)
     if as_json:
         print_json(o.report.to_dict())
     else:

@@ -98,6 +98,7 @@ class QuantReport:
     weights_by_dtype: dict[str, int]  # bytes of initializers by element type
     rewrites: dict[str, Any] = field(default_factory=dict)  # plain-student rewrites (compress.equalize)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,7 +165,7 @@ def quantize(model: Any, out: str | os.PathLike, *, precision: str = "int8", cal
         evaluation=_calib_name(eval_data, "validation"), images=images, float_psnr_y=fl, quant_psnr_y=q,
         drop_db=fl - q, max_drop_db=limit, max_diff_levels=max(i.max_diff_levels for i in images),
         ops_before=_ops(graph), ops_after=_ops(qmodel), weights_by_dtype=weights_by_dtype(qmodel.graph),
-        rewrites=rewrites)
+        rewrites=rewrites, warnings=_warnings(graph, precision, rewrite, rewrites))
     if not np.isfinite(q) or fl - q > limit:
         raise VerificationError(f"{precision} loses {fl - q:.3f} dB Y-PSNR (float {fl:.2f}, {precision} {q:.2f} dB "
                                 f"on {report.evaluation}) > max drop {limit:g} dB; nothing written — try "
@@ -172,6 +173,14 @@ def quantize(model: Any, out: str | os.PathLike, *, precision: str = "int8", cal
     atomic_write(dest, lambda p: p.write_bytes(qbytes), inputs=inputs, force=force)
     report.seconds = round(time.perf_counter() - t0, 2)
     return dest, report
+
+
+def _warnings(graph: onnx.ModelProto, precision: str, rewrite: bool, rewrites: dict[str, Any]) -> list[str]:
+    meta = {p.key: p.value for p in graph.metadata_props}
+    if precision == "int8" and rewrite and meta.get("arch") == "plain" and "layers" not in rewrites:
+        return ["a plain student given as ONNX is quantised without the offset-folding rewrites (they need the "
+                ".pt checkpoint); quantise the checkpoint for the best int8 quality"]
+    return []
 
 
 def _check_choice(value: str, choices: Sequence[str], what: str) -> str:

@@ -314,4 +314,4 @@ def quantize_stage(p: QuantizeParams, ctx: StageContext) -> StageOutput:
                                   patch_size=p.patch_size, rewrite=p.rewrite, seed=ctx.seed, force=True).report
     return StageOutput(path, {"precision": r.precision, "float_psnr_y": r.float_psnr_y,
                               "quant_psnr_y": r.quant_psnr_y, "drop_db": r.drop_db,
-                              "max_diff_levels": r.max_diff_levels})
+                              "max_diff_levels": r.max_diff_levels}, list(r.warnings))
