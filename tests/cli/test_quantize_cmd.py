@@ -46,3 +46,12 @@ def test_quantize_bad_inputs_are_one_line(invoke, tmp_path):
     assert code == 2 and "bf16" in one_error_line(err)
     code, _, err = invoke("quantize", ckpt, "-o", ckpt)
     assert code == 2 and one_error_line(err)
+
+
+def test_bench_command_runs_a_checkpoint_in_bf16(invoke, tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "m.pt", arch="plain")
+    code, stdout, err = invoke("bench", ckpt, "--size", "32x32", "--runs", "1", "--warmup", "0", "--no-memory",
+                               "--precision", "bf16", "--json")
+    assert code == 0, err
+    out = json.loads(stdout)
+    assert out["models"][0]["precision"] == "bf16" and "--precision bf16" in out["command"]
