@@ -256,10 +256,17 @@ class CachedPatchSampler(PatchSampler):
     def images(self) -> int:
         return len(self._items)
 
+    def _box(self, index: int, pos: Sequence[float]) -> tuple[int, int]:
+        """Top-left LR pixel of the crop at relative position ``pos`` of image ``index`` (PatchSampler's rule,
+        from the entry's shape: no LR is made)."""
+        h, w = self._items[index].lr_size(self.scale)
+        lp = self.lr_patch
+        return math.floor(pos[0] * (h - lp + 1)), math.floor(pos[1] * (w - lp + 1))
+
     def _crop(self, index: int, pos: Sequence[float], flags: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         item, lp, s = self._items[index], self.lr_patch, self.scale
         h, w = item.lr_size(s)
-        y, x = math.floor(pos[0] * (h - lp + 1)), math.floor(pos[1] * (w - lp + 1))
+        y, x = self._box(index, pos)
         hr = _to_float(item.hr.window(y * s, (y + lp) * s, x * s, (x + lp) * s))
         if item.lr is not None:
             lr = _to_float(item.lr.window(y, y + lp, x, x + lp))
@@ -298,11 +305,24 @@ class CachedPatchSampler(PatchSampler):
                     self._pending[k] = self._pool.submit(self._make, ahead, rank, world_size)
         return fut.result() if fut is not None else self._make(step, rank, world_size)
 
-    def teacher_cache_problem(self) -> str | None:
-        """Stored whole-image teacher outputs (sr_compress.train.teacher_cache) are not cut by this loader yet:
-        it makes each patch's LR from its HR crop, so ``teacher_cache = "auto"`` runs the teacher per batch."""
-        return ("the image-cache loader makes each patch's LR from its HR crop, which stored whole-image teacher "
-                "outputs do not follow yet")
+    # -- cached teacher outputs (sr_compress.train.teacher_cache) --------------------------------------------
+    def whole_lr(self, index: int) -> torch.Tensor:
+        """The whole LR image (3, h, w) float32 of entry ``index``, made now from the memory-mapped uint8 HR
+        exactly as the patches' LR is (MATLAB uint8 bicubic for ``bi`` and DN's noise-free part, ``bd``'s blur
+        and subsampling; a stored LR file as is): every patch's LR is its crop (tests/data/test_cache.py)."""
+        item, s = self._items[index], self.scale
+        h, w = item.lr_size(s)
+        if item.lr is not None:
+            return _to_float(item.lr.window(0, h, 0, w))
+        hr = torch.from_numpy(item.hr.window(0, h * s, 0, w * s)).permute(2, 0, 1)
+        if self.degradation == "bd":
+            return degrade(hr.float().div_(255.0).unsqueeze(0), s, "bd")[0]
+        return imresize(hr.contiguous(), 1.0 / s, uint8=True).float().div_(255.0)
+
+    def lr_images(self) -> Sequence[torch.Tensor]:
+        """The whole LR image of every entry, in index order, each made when asked (:meth:`whole_lr`) and not
+        kept: iterating holds one image at a time, so a DIV2K-size folder never sits in memory."""
+        return _WholeLR(self)
 
     def close(self) -> None:
         """Stop the worker threads (batches not yet asked for are dropped)."""
@@ -318,6 +338,24 @@ class CachedPatchSampler(PatchSampler):
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown: nothing left to clean up
             pass
+
+
+class _WholeLR(Sequence):
+    """A lazy sequence of a :class:`CachedPatchSampler`'s whole LR images (made on each access)."""
+
+    def __init__(self, sampler: CachedPatchSampler) -> None:
+        self._sampler = sampler
+
+    def __len__(self) -> int:
+        return len(self._sampler._items)
+
+    def __getitem__(self, index):  # noqa: ANN001 - int or slice, as Sequence allows
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(index)
+        return self._sampler.whole_lr(index % n)
 
 
 def cached_sampler(layout: Any, scale: int, patch_size: int, batch_size: int, *, degradation: str = "bi",

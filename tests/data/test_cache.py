@@ -127,6 +127,37 @@ def test_cached_batches_equal_whole_image_lr_crops(tmp_path, scale):
         assert torch.equal(a_hr, b_hr) and torch.equal(a_lr, b_lr), step
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_whole_lr_images_are_what_the_patches_are_cut_from(tmp_path, scale):
+    """lr_images(): made on demand from the uint8 HR (a lazy sequence, nothing held), equal to the whole-image
+    uint8 MATLAB LR; a patch's LR is the crop of it under the box the sampler draws (bd: up to float rounding)."""
+    cached = _sampler(tmp_path, scale=scale, patch=8 * scale, batch=4, prefetch=0)
+    ref = _u8_pairs(tmp_path / "data", scale)
+    whole = cached.lr_images()
+    assert not isinstance(whole, list) and len(whole) == 3
+    for i, pair in enumerate(ref):
+        assert torch.equal(whole[i], pair.lr), i
+    assert torch.equal(whole[-1], ref[-1].lr) and len(whole[1:]) == 2 and len(list(whole)) == 3
+    with pytest.raises(IndexError):
+        whole[3]
+    which, pos, flags, _ = cached._draws(5, 0, 1)
+    lr, _ = cached.batch(5)
+    for row, (i, p) in enumerate(zip(which, pos, strict=True)):
+        y, x = cached._box(i, p)
+        assert (y, x) == ref_box(ref[i].lr, p, 8)
+        if not any(flags[row]):
+            assert torch.equal(lr[row], whole[i][:, y:y + 8, x:x + 8])
+    bd = _sampler(tmp_path, scale=scale, patch=8 * scale, batch=4, prefetch=0, degradation="bd")
+    ref_bd = PatchSampler(load_dataset(tmp_path / "data", scale), scale, 8 * scale, 4, degradation="bd")
+    for a, b in zip(bd.lr_images(), ref_bd.lr_images(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def ref_box(lr, pos, lp):
+    h, w = lr.shape[-2:]
+    return int(pos[0] * (h - lp + 1)), int(pos[1] * (w - lp + 1))
+
+
 def test_bd_and_dn_per_patch(tmp_path):
     data = _photos(tmp_path / "data")
     images = load_dataset(data, 2)
@@ -170,6 +201,8 @@ def test_stored_lr_files_are_cached_and_cropped(tmp_path):
         a, b = s.batch(step), ref.batch(step)
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 6  # 3 HR + 3 LR
+    for a, b in zip(s.lr_images(), ref.lr_images(), strict=True):  # the stored LR files, whole
+        assert torch.equal(a, b)
 
 
 def test_sampler_errors(tmp_path):
