@@ -252,3 +252,77 @@ def test_finetune_from_an_onnx_teacher(tmp_path, strategy):
                        teacher=teacher, data=data)
         assert out.is_file() and np.isfinite(res.final_loss) and res.teacher_cache is None
         assert load_checkpoint(out).model.provenance[-1]["params"]["teacher"]["path"] == str(teacher)
+
+
+# -- folder data: the image-cache loader (CachedPatchSampler) ---------------------------------------------------
+def _folder_source(folder, tmp_path, patch=8, batch=6, **kw):
+    from sr_compress.data.datasets import training_source
+
+    return training_source(folder, 2, patch, batch, cache_dir=tmp_path / "images", prefetch=0, **kw)
+
+
+def _tiny_pngs(folder, n=2, size=(16, 16)):
+    from PIL import Image
+
+    folder.mkdir()
+    g = np.random.default_rng(1)
+    for i in range(n):
+        Image.fromarray(g.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_folder_data_crops_line_up_with_patches(tmp_path, augment):
+    """The image-cache loader's whole-image LR (made on demand from the uint8 HR) and its boxes and flips: with a
+    teacher that commutes with crops and flips, the stored crops equal the teacher on each patch."""
+    sampler = _folder_source(_png_folder(tmp_path / "d", n=3), tmp_path, seed=4, augment=augment)
+    assert sampler.teacher_cache_problem() is None
+    cache = TeacherCache(Nearest(), tmp_path / "tc", dtype="float16")
+    assert cache.build(sampler.lr_images()).built == 3
+    for step in (0, 7):
+        lr, _ = sampler.batch(step)
+        want = Nearest()(lr)
+        got = sampler.teacher_batch(step, cache)
+        assert got.shape == want.shape and (got - want).abs().max() < 1e-3
+        assert torch.equal(sampler.teacher_batch(step, cache, 1, 2), got[1::2])  # DDP rows
+    dn = _folder_source(tmp_path / "d", tmp_path, degradation="dn")
+    assert "noise" in dn.teacher_cache_problem()
+
+
+def test_folder_data_cached_equals_per_batch(tmp_path):
+    """KD on a folder through the image-cache loader: ``auto`` reads stored outputs; with whole-image patches and
+    no flips it differs from the per-batch teacher only by the float16 rounding of the stored output."""
+    data = _tiny_pngs(tmp_path / "d")
+    runs = {}
+    for mode in ("off", "auto"):
+        sampler = _folder_source(data, tmp_path, patch=16, batch=2, seed=1, augment=False)
+        runs[mode] = Trainer(tiny("plain"), "kd", sampler, config(teacher_cache=mode), teacher=tiny()).fit()
+    assert runs["off"].teacher_cache is None and runs["auto"].teacher_cache.built == 2
+    for a, b in zip(runs["off"].history, runs["auto"].history, strict=True):
+        assert abs(a["distill"] - b["distill"]) < 2e-3 * max(a["distill"], 1e-3) + 1e-5
+        assert abs(a["loss"] - b["loss"]) < 1e-3 * a["loss"]
+
+
+def test_folder_data_resume_with_the_cache_is_exact(tmp_path):
+    """A crash and resume on folder data (fresh loader) reuses the stored outputs and reaches the same weights."""
+    data = _png_folder(tmp_path / "d", n=3)
+    cfg = config(steps=6, ckpt_every=3)
+    full = Trainer(tiny("plain"), "kd", _folder_source(data, tmp_path, batch=2, seed=3), cfg, teacher=tiny(),
+                   out_dir=tmp_path / "a").fit()
+    assert full.teacher_cache.built == 3
+
+    class Crash(Exception):
+        pass
+
+    def crash(record):
+        if record["step"] == 4:
+            raise Crash
+
+    with pytest.raises(Crash):
+        Trainer(tiny("plain"), "kd", _folder_source(data, tmp_path, batch=2, seed=3), cfg, teacher=tiny(),
+                out_dir=tmp_path / "b", progress=crash).fit()
+    resumed = Trainer(tiny("plain", seed=9), "kd", _folder_source(data, tmp_path, batch=2, seed=3), cfg,
+                      teacher=tiny(), out_dir=tmp_path / "b").fit(resume=tmp_path / "b" / "last.pt")
+    assert resumed.resumed_from == 3 and resumed.teacher_cache.reused == 3 and resumed.teacher_cache.built == 0
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[k], v), k
