@@ -14,6 +14,8 @@ docs/results.md (``--dry``: print only).
 
     PYTHONPATH=. .venv/bin/python benchmarks/teacher_cache.py                  # the docs/results.md numbers
     PYTHONPATH=. .venv/bin/python benchmarks/teacher_cache.py --teacher ../shared/data/weights/zoo/IMDN_x2.pth
+    PYTHONPATH=. .venv/bin/python benchmarks/teacher_cache.py --teacher ../shared/data/weights/zoo/IMDN_x2.pth \
+        --data ../shared/data/train291/BSD200 --images 24    # folder data through the image-cache loader
     PYTHONPATH=. .venv/bin/python benchmarks/teacher_cache.py --steps 4 --reps 1 --dry   # a quick look
     PYTHONPATH=. .venv/bin/python benchmarks/teacher_cache.py --quantisation \
         --teacher ../shared/data/weights/vdsr_teacher_x234.pt --data ../shared/data/set5/HR   # storage dtypes
@@ -28,6 +30,7 @@ compute from it (KD's distillation target is the stored output itself; AIL's w0 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import platform
@@ -153,7 +156,9 @@ def quantisation(args: argparse.Namespace, teacher, teacher_name: str, cmd: str)
 def main(argv: list[str] | None = None) -> int:
     import torch
 
+    from sr_compress.data.cache import cached_sampler
     from sr_compress.data.datasets import PatchSampler, load_dataset
+    from sr_compress.data.layouts import detect_layout
     from sr_compress.deploy.tiling import tiled_network
     from sr_compress.models import count_params
     from sr_compress.train.teacher_cache import TeacherCache
@@ -161,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", default=None, help="teacher file (.pt/.pth any format, or .onnx)")
-    ap.add_argument("--data", default=None, help="training images (default: the bundled photos)")
+    ap.add_argument("--data", default=None, help="training images (default: the bundled photos); a folder goes "
+                    "through the uint8 image-cache loader as in training (CachedPatchSampler)")
+    ap.add_argument("--images", type=int, default=0, help="use only the first N images of --data (0: all)")
     ap.add_argument("--strategies", default="kd,ail")
     ap.add_argument("--steps", type=int, default=8, help="steps per measurement")
     ap.add_argument("--reps", type=int, default=3)
@@ -186,11 +193,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     scale = teacher.scale
     student0 = make_student(scale, teacher.channels)
-    images = load_dataset(args.data, scale, "bi", split="train")
-    sampler = PatchSampler(images, scale, args.patch_size, args.batch_size, seed=0)
+    work = Path(tempfile.mkdtemp(prefix="teacher_cache_bench_"))
+    if args.data is None:
+        images = load_dataset(None, scale, "bi", split="train")[: args.images or None]
+        sampler = PatchSampler(images, scale, args.patch_size, args.batch_size, seed=0)
+        source = "the bundled photos (in memory)"
+    else:  # as `train --data FOLDER` reads it: the uint8 image cache, LR made per patch, whole LR for the cache
+        layout = detect_layout(Path(args.data), scale, "train")
+        if args.images:
+            layout = dataclasses.replace(layout, files=layout.files[: args.images])
+        sampler = cached_sampler(layout, scale, args.patch_size, args.batch_size, seed=0,
+                                 cache_dir=work / "images")
+        source = f"`{args.data}` through the image-cache loader (CachedPatchSampler, 4 batches prefetched)"
     lrs = sampler.lr_images()
 
-    work = Path(tempfile.mkdtemp(prefix="teacher_cache_bench_"))
     t0 = time.perf_counter()
     cache = TeacherCache(teacher, work / "cache", dtype=args.dtype, tiler=tiled_network)
     cold = cache.build(lrs)
@@ -217,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"Teacher: {teacher_name}, ×{scale}, {count_params(teacher):,} parameters; student: plain 6×16 + shuffle "
         f"conv, {count_params(student0):,} parameters. Batch {args.batch_size} × {args.patch_size}² HR patches "
-        f"from {len(lrs)} training images ({px / 1e6:.2f} MP of LR), {args.steps} steps per run, "
+        f"from {len(lrs)} training images of {source} ({px / 1e6:.2f} MP of LR), {args.steps} steps per run, "
         f"{args.reps} interleaved repetitions (median), {args.threads} torch threads, CPU ({cpu_model()}, "
         f"shared: load average {load:.1f} at the end), {date}. Command: `{cmd}`.",
         "",
@@ -236,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         f"tiled above 256 LR px), opened again in {warm.seconds:.2f} s ({warm.reused} reused); "
         f"{cold.bytes / 2**20:.1f} MiB on disk ({cold.bytes / (px * scale * scale):.2f} bytes per HR pixel).",
     ]
+    if hasattr(sampler, "close"):
+        sampler.close()
     text = "\n".join(lines)
     print(text)
     if not args.dry:
