@@ -39,10 +39,13 @@ def test_finetune_with_onnx_teachers(tmp_path, invoke):
     teacher = export_onnx(tiny_model(), tmp_path / "t.onnx", simplify=False, validate=False).path
     code, out, err = invoke("finetune", student, "--teacher", teacher, "--strategy", "kd", *RUN, "--data", data,
                             "-o", tmp_path / "o.pt")
-    assert code == 0 and "stored once" not in out, err  # folder data: per batch (docs/training.md §5)
+    assert code == 0 and "teacher outputs stored once per image: 2 built" in out, err  # folder data too
+    code, out, err = invoke("finetune", student, "--teacher", teacher, "--strategy", "kd", *RUN, "--data", data,
+                            "--teacher-cache", "-o", tmp_path / "c.pt")
+    assert code == 0 and "teacher outputs stored once per image: 2 built" in out, err
     code, _, err = invoke("finetune", student, "--teacher", teacher, "--strategy", "kd", *RUN, "--data", data,
-                          "--teacher-cache", "-o", tmp_path / "c.pt")
-    assert code == 2 and "teacher_cache on: the image-cache loader" in one_error_line(err)
+                          "--degradation", "dn", "--teacher-cache", "-o", tmp_path / "n.pt")
+    assert code == 2 and "teacher_cache on: DN adds fresh noise" in one_error_line(err)
     code, out, err = invoke("finetune", student, "--teacher", teacher, "--strategy", "ail", *RUN, "--data", data,
                             "--no-teacher-cache", "-o", tmp_path / "a.pt")
     assert code == 0 and "stored once" not in out, err
