@@ -4,8 +4,9 @@ Usage: ``python -m torch.distributed.run --standalone --nproc_per_node 2 tests/_
 twice (mean, then sum reduction; each fit joins and leaves the process group itself), then a tiny ASRN with the
 multi-output forward (``dsl_psd``), then KD from stored teacher outputs (``teacher_cache`` on: rank 0 builds
 the entries, rank 1 reuses them), and writes OUT_DIR/{mean,sum,dsl_psd,kd_cached}/last.pt from rank 0.
-multi-output forward (``dsl_psd``), then the EDSR on image files through the cached loader, and writes
-OUT_DIR/{mean,sum,dsl_psd}/last.pt and OUT_DIR/cached/run/last.pt from rank 0.
+multi-output forward (``dsl_psd``), then the EDSR on image files through the cached loader, then KD on image
+files through the cached loader from stored teacher outputs, and writes OUT_DIR/{mean,sum,dsl_psd}/last.pt,
+OUT_DIR/cached/run/last.pt and OUT_DIR/kd_cached_folder/run/last.pt from rank 0.
 The test imports it for the single-process runs of the same global batch.
 """
 
@@ -111,6 +112,26 @@ def run_cached(out_dir: str) -> TrainResult:
         source.close()
 
 
+def run_kd_cached_folder(out_dir: str) -> TrainResult:
+    """KD on image files through the image-cache loader with the teacher's outputs stored once per image (from
+    the loader's whole-image LR, made on demand) and cropped by the loader; rank 0 builds them, rank 1 reuses."""
+    from sr_compress.data.cache import cached_sampler
+    from sr_compress.data.layouts import detect_layout
+
+    data = make_images(Path(out_dir) / "data")
+    source = cached_sampler(detect_layout(data, SCALE, "train"), SCALE, PATCH * SCALE, BATCH, seed=2,
+                            cache_dir=Path(out_dir) / "cache", prefetch=2, workers=1)
+    torch.manual_seed(1)
+    teacher = build_model("edsr", **tiny_hparams("edsr", SCALE))
+    config = TrainConfig(steps=STEPS, batch_size=BATCH, patch_size=PATCH * SCALE, optimizer="adam", lr=1e-3,
+                         ckpt_every=0, log_every=1, device="cpu", teacher_cache="on")
+    try:
+        return Trainer(initial_model(), "kd", source, config, teacher=teacher, out_dir=f"{out_dir}/run",
+                       force=True).fit()
+    finally:
+        source.close()
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     for reduction in ("mean", "sum"):
@@ -118,3 +139,4 @@ if __name__ == "__main__":
     run_multi_depth(f"{sys.argv[1]}/dsl_psd")
     run_kd_cached(f"{sys.argv[1]}/kd_cached")
     run_cached(f"{sys.argv[1]}/cached")
+    run_kd_cached_folder(f"{sys.argv[1]}/kd_cached_folder")

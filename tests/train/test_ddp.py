@@ -94,3 +94,17 @@ def test_ddp_with_the_cached_loader_equals_single_process(ddp_run, tmp_path):
     assert max((v - start[k]).abs().max().item() for k, v in single.model.state_dict().items()) > 1e-3
     for name, value in single.model.state_dict().items():
         torch.testing.assert_close(ddp["state_dict"][name], value, atol=1e-5, rtol=0, msg=name)
+
+
+def test_ddp_kd_on_folder_data_with_stored_teacher_outputs_equals_single_process(ddp_run, tmp_path):
+    """Image files → image-cache loader → teacher outputs stored once (rank 0 builds from the loader's whole-image
+    LR, rank 1 reuses) → KD under DDP: the weights of one process on the whole batch."""
+    helper = _helper()
+    ddp = torch.load(ddp_run / "kd_cached_folder" / "run" / "last.pt", weights_only=True)
+    assert ddp["train_state"]["world_size"] == 2 and ddp["train_state"]["step"] == helper.STEPS
+    assert len(list((ddp_run / "kd_cached_folder" / "run" / "teacher_cache").glob("*.npy"))) == 3
+    single = helper.run_kd_cached_folder(str(tmp_path))
+    assert single.teacher_cache.built == 3
+    for name, value in single.model.state_dict().items():
+        torch.testing.assert_close(ddp["state_dict"][name], value, atol=1e-5, rtol=0, msg=name)
+    assert ddp["train_state"]["last_loss"] == pytest.approx(single.last_loss, rel=1e-5)
