@@ -227,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"rep {rep} {strat:3s} teacher_cache={mode:3s} {rates[(strat, mode)][-1]:.3f} steps/s",
                       flush=True)
 
-    px = sum(int(t.shape[-1]) * int(t.shape[-2]) for t in lrs)
+    sizes = ([lrs.size(i) for i in range(len(lrs))] if hasattr(lrs, "size")
+             else [tuple(t.shape[-2:]) for t in lrs])
+    px = sum(int(h) * int(w) for h, w in sizes)
     load = os.getloadavg()[0]
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [

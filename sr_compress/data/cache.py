@@ -45,6 +45,9 @@ from .degrade import degrade
 from .images import read_u8
 
 CACHE_ENV = "SRCOMPRESS_CACHE"
+#: the whole-image LR made from a cached HR image (``whole_lr``): bump when that recipe (imresize's uint8 path,
+#: ``bd``'s blur) changes, so keys derived from it (stored teacher outputs) change with it
+LR_RECIPE = "matlab-uint8-bicubic/1"
 MARGIN = 3  # LR pixels around a patch from which its LR is made (bicubic taps reach < 3 LR px at ×2..×4)
 Progress = Callable[[dict[str, Any]], None]
 
@@ -319,6 +322,13 @@ class CachedPatchSampler(PatchSampler):
             return degrade(hr.float().div_(255.0).unsqueeze(0), s, "bd")[0]
         return imresize(hr.contiguous(), 1.0 / s, uint8=True).float().div_(255.0)
 
+    def whole_lr_key(self, index: int) -> str:
+        """A content key of :meth:`whole_lr` ``(index)`` without making it: the cached HR image's key (the hash
+        of its file), how its LR is made (scale, degradation, :data:`LR_RECIPE`) or the stored LR file's key."""
+        item = self._items[index]
+        how = f"stored:{item.lr.file.stem}" if item.lr is not None else f"{self.degradation}:{LR_RECIPE}"
+        return hashlib.sha256(f"{item.hr.file.stem}|x{self.scale}|{how}".encode()).hexdigest()
+
     def lr_images(self) -> Sequence[torch.Tensor]:
         """The whole LR image of every entry, in index order, each made when asked (:meth:`whole_lr`) and not
         kept: iterating holds one image at a time, so a DIV2K-size folder never sits in memory."""
@@ -348,6 +358,15 @@ class _WholeLR(Sequence):
 
     def __len__(self) -> int:
         return len(self._sampler._items)
+
+    def key(self, index: int) -> str:
+        """Content key of image ``index`` (:meth:`CachedPatchSampler.whole_lr_key`): lets a consumer find what it
+        stored for the image without making the LR again."""
+        return self._sampler.whole_lr_key(index)
+
+    def size(self, index: int) -> tuple[int, int]:
+        """(h, w) of image ``index``'s LR, from the entry's shape."""
+        return self._sampler._items[index].lr_size(self._sampler.scale)
 
     def __getitem__(self, index):  # noqa: ANN001 - int or slice, as Sequence allows
         if isinstance(index, slice):

@@ -14,9 +14,11 @@ that lines up with each LR patch (docs/training.md, "Teacher outputs once").
 - **Stored compactly**: ``float16`` (the default) or ``uint8`` (``round(clip(T(x), 0, 1)·255)``, half the
   size), one ``.npy`` file per image, (C, H·s, W·s), read back memory-mapped so resident memory stays bounded.
 - **Keyed by content**: the file name is a hash of the teacher (its weights, or the ONNX file and how it is
-  called), the LR image's bytes, the scale, the storage dtype and :data:`CACHE_VERSION`; a changed teacher or
-  image makes a new entry, an unchanged one is reused (also by a resumed run and by the next run on the
-  same data). Files are written atomically, so concurrent builders (DDP ranks) cannot leave a torn file.
+  called), the LR image's bytes (or the data source's content key of it: the image-cache loader's key of the
+  image file and of how its LR is made, so a warm start makes no LR), the scale, the storage dtype and
+  :data:`CACHE_VERSION`; a changed teacher or image makes a new entry, an unchanged one is reused (also by a
+  resumed run and by the next run on the same data). Files are written atomically, so concurrent builders
+  (DDP ranks) cannot leave a torn file.
 
 What differs from running the teacher per patch: the teacher sees the whole image, so near a patch border
 its output uses the real neighbouring pixels instead of the conv's zero padding of the patch; random flips and
@@ -114,27 +116,42 @@ class TeacherCache:
 
     # -- keys and files -----------------------------------------------------------------------------------------
     def key(self, lr: torch.Tensor) -> str:
-        return _digest(f"srcompress-teacher-cache/{CACHE_VERSION}", self._teacher_key, image_key(lr),
-                       str(self.scale), self.dtype)
+        return self._key_for(image_key(lr))
+
+    def _key_for(self, image: str) -> str:
+        return _digest(f"srcompress-teacher-cache/{CACHE_VERSION}", self._teacher_key, image, str(self.scale),
+                       self.dtype)
 
     def path(self, lr: torch.Tensor) -> Path | None:
-        return self.root / f"{self.key(lr)}.npy" if self.root is not None else None
+        return self._path_for(image_key(lr))
+
+    def _path_for(self, image: str) -> Path | None:
+        return self.root / f"{self._key_for(image)}.npy" if self.root is not None else None
 
     # -- building -------------------------------------------------------------------------------------------------
     def build(self, lr_images: Sequence[torch.Tensor], device: torch.device | str = "cpu") -> CacheReport:
         """Make (or reuse) the entry of every LR image (RGB (3,h,w) float32 in [0, 1], the order the sampler
-        indexes them) and open them for :meth:`crop`."""
+        indexes them) and open them for :meth:`crop`.
+
+        ``lr_images`` is indexed one image at a time. A sequence with ``key(i)`` (a content key of image ``i``)
+        and ``size(i)`` (its (h, w)), such as the image-cache loader's, is looked up by those, so an image
+        whose entry exists is never made (its LR is made, and hashed, only to run the teacher); otherwise each
+        image is hashed by its float32 bytes."""
         t0 = time.perf_counter()
         built = reused = size = 0
         self._entries, self._sizes = [], []
         if self.root is not None:
             self.root.mkdir(parents=True, exist_ok=True)
-        for lr in lr_images:
-            h, w = int(lr.shape[-2]), int(lr.shape[-1])
+        keyed = callable(getattr(lr_images, "key", None)) and callable(getattr(lr_images, "size", None))
+        for i in range(len(lr_images)):
+            lr = None if keyed else lr_images[i]
+            h, w = lr_images.size(i) if keyed else (int(lr.shape[-2]), int(lr.shape[-1]))
             shape = (self.teacher.channels, h * self.scale, w * self.scale)
-            path = self.path(lr)
+            path = self._path_for(lr_images.key(i)) if keyed else self.path(lr)
             arr = _open(path, shape, self.dtype) if path is not None else None
             if arr is None:
+                if lr is None:  # made only now, when the teacher must run on it
+                    lr = lr_images[i]
                 arr = self.quantize(self.run_teacher(lr, device))
                 if path is not None:
                     atomic_write(path, lambda p, a=arr: _save_npy(p, a), force=True)

@@ -293,6 +293,26 @@ def test_folder_data_crops_line_up_with_patches(tmp_path, augment):
     assert "noise" in dn.teacher_cache_problem()
 
 
+def test_folder_data_warm_start_makes_no_lr(tmp_path, monkeypatch):
+    """Entries of folder data are found by the loader's content key (image file + LR recipe): a second build
+    reuses them without making any whole LR; another degradation is another key."""
+    data = _png_folder(tmp_path / "d", n=3)
+    sampler = _folder_source(data, tmp_path, seed=4)
+    first = TeacherCache(Nearest(), tmp_path / "tc")
+    assert first.build(sampler.lr_images()).built == 3
+    again = _folder_source(data, tmp_path, seed=4)
+
+    def no_lr(index):
+        raise AssertionError(f"made the LR of image {index}")
+
+    monkeypatch.setattr(again, "whole_lr", no_lr)
+    warm = TeacherCache(Nearest(), tmp_path / "tc")
+    assert warm.build(again.lr_images()).reused == 3
+    assert torch.equal(again.teacher_batch(3, warm), sampler.teacher_batch(3, first))
+    bd = _folder_source(data, tmp_path, seed=4, degradation="bd")
+    assert TeacherCache(Nearest(), tmp_path / "tc").build(bd.lr_images()).built == 3
+
+
 def test_folder_data_cached_equals_per_batch(tmp_path):
     """KD on a folder through the image-cache loader: ``auto`` reads stored outputs; with whole-image patches and
     no flips it differs from the per-batch teacher only by the float16 rounding of the stored output."""
