@@ -46,6 +46,9 @@ def load_checkpoint(path: str | os.PathLike, *, overrides: dict[str, Any] | None
     if isinstance(raw, dict) and raw.get("format") == FORMAT:
         data = dict(raw)
         if overrides:
+            if not isinstance(data.get("hparams"), dict):
+                raise CheckpointError(f"{path}: hparams must be a mapping of names to values, "
+                                      f"got {type(data.get('hparams')).__name__}")
             data["hparams"] = {**data["hparams"], **overrides}
         model = model_from_dict(data, str(path))
         extra = {k: v for k, v in raw.items()
