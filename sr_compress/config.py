@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, TypeVar
@@ -32,7 +33,11 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
             return None
         raise ConfigError(f"{where}: expected nothing, got {value!r}")
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 1e308:
+            raise ConfigError(f"{where}: {value!r} is out of range for a number")
         return float(value)
+    if tp is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value!r}")  # TOML and JSON allow nan/inf
     base = origin or tp
     if base in (list, tuple) and isinstance(value, (list, tuple)):
         return base(value)

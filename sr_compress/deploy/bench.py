@@ -181,6 +181,9 @@ def inspect_model(path: str | os.PathLike, scale: int | None = None) -> ModelSpe
 
 def _inspect_onnx(p: Path, scale: int | None) -> ModelSpec:
     """From the metadata our exporter writes; without it, scale and channels from the graph's shapes."""
+    from .onnx import check_sr_onnx
+
+    check_sr_onnx(p)
     model = load_graph(p)
     meta = {m.key: m.value for m in model.metadata_props}
     dims = runtime_inputs(model.graph)[0].type.tensor_type.shape.dim

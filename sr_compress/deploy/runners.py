@@ -96,8 +96,9 @@ def _ort_runner(path: Path, shape: Sequence[int], device: str, threads: int | No
     import numpy as np
     import onnxruntime as ort
 
-    from .onnx import OPT_LEVEL, session_options
+    from .onnx import OPT_LEVEL, check_sr_onnx, session_options
 
+    check_sr_onnx(path)  # an image-to-image graph with sane shapes, before a session is made
     opts = preset_options(preset)
     providers = _ort_providers(device)
     so = session_options(threads, arena=opts["enable_cpu_mem_arena"], mem_pattern=opts["enable_mem_pattern"])

@@ -117,14 +117,32 @@ def tile_for_memory(model_or_graph: Any, max_bytes: float) -> int:
     leave room.
     ``model_or_graph``: SRModel, ONNX ModelProto, onnxruntime session of an srcompress export, or TileProfile.
     """
-    prof = tile_profile(model_or_graph)
-    side = math.isqrt(int(max_bytes // prof.bytes_per_px)) if max_bytes > 0 else 0
+    from ..validate import finite_float
+
+    max_bytes = finite_float(max_bytes, "the memory cap", min=0, min_open=True)
+    prof = check_profile(tile_profile(model_or_graph))
+    side = min(math.isqrt(int(max_bytes // prof.bytes_per_px)), MAX_TILE + 2 * prof.halo)
     tile = side - 2 * prof.halo
     if tile < MIN_TILE:
         need = prof.bytes_per_px * (MIN_TILE + 2 * prof.halo) ** 2
         raise ConfigError(f"a memory cap of {max_bytes / 2**20:.3g} MiB is too small for this network: "
                           f"{MIN_TILE}-px tiles with a {prof.halo}-px halo need {need / 2**20:.3g} MiB")
     return tile
+
+
+#: The largest tile side (input px) a memory cap may pick, and the largest halo a file may record.
+MAX_TILE = 1 << 16
+MAX_HALO = 1 << 12
+
+
+def check_profile(prof: TileProfile) -> TileProfile:
+    """A profile's numbers are finite and in range (they may come from a stranger's ONNX metadata)."""
+    from ..validate import check_int, finite_float
+
+    check_int(prof.halo, "receptive radius (halo)", min=0, max=MAX_HALO)
+    finite_float(prof.bytes_per_px, "activation bytes per pixel", min=0, min_open=True, max=1e12)
+    check_int(prof.scale, "scale", min=1, max=16)
+    return prof
 
 
 def tile_profile(obj: Any, *, halo: int | None = None, scale: int | None = None) -> TileProfile:
@@ -502,8 +520,13 @@ def tiled_network(model: Any, *, tile: int | None = None, max_bytes: float | Non
     else:
         prof = tile_profile(model)
         prof = prof if halo is None else replace(prof, halo=int(halo))
+    check_profile(prof)
+    if tile is not None:
+        from ..validate import check_int
+
+        check_int(tile, "tile", min=MIN_TILE, max=MAX_TILE)
     limits = [tile * (attrs[0] if attrs[2] else 1)] if tile else []
-    if max_bytes:
+    if max_bytes is not None:
         limits.append(tile_for_memory(prof, max_bytes))
     return TiledNet(fn, attrs, prof, min(limits))
 
