@@ -235,7 +235,7 @@ class Bridge:
 def bridges_for(specs: Sequence[LayerSpectrum], widths: Sequence[int],
                 shift_coef: float = SHIFT_COEF) -> list[Bridge]:
     """``M_i = U[:, :r]`` and ``b_i = mean − M_i·shift`` with ``shift_k = −coef·mean(min(P_k, 0))`` (once, at r)."""
-    shift_coef = finite_float(shift_coef, "shift_coef", min=0, max=1e4)
+    shift_coef = finite_float(shift_coef, "shift_coef", min=0)
     out = []
     for s, r in zip(specs, widths, strict=True):
         m = s.basis[:, :r]
@@ -404,7 +404,7 @@ def winning_init(teacher: SRModel, *, eps: float | None = None, width: int | Non
         raise ConfigError("give exactly one of eps, width or memory_budget")
     if tail not in TAILS:
         raise ConfigError(f"unknown tail {tail!r}; choose one of {', '.join(TAILS)}")
-    shift_coef = finite_float(shift_coef, "shift_coef", min=0, max=1e4)  # before any work: NaN/1e309 refused
+    shift_coef = finite_float(shift_coef, "shift_coef", min=0)  # before any work: NaN/1e309 refused
     src = copy.deepcopy(teacher).eval()
     chain = teacher_chain(src)
     x = calibration if calibration is not None else calibration_patches(

@@ -24,7 +24,7 @@ from ..compat import tomllib
 from ..config import from_dict
 from ..errors import ConfigError
 from ..fileio import atomic_write, atomic_write_text, check_output, require_file
-from ..validate import finite_float, within
+from ..validate import finite_float, within, worst_of
 from .bench import BenchResult, ModelBench
 
 MB = 1e6
@@ -314,7 +314,9 @@ def _model_violations(m: ModelBench, b: Budget) -> list[Violation]:
     if b.peak_mb is not None or b.bound_ratio is not None:
         if m.memory is None:
             raise ConfigError(f"{m.name}: memory is budgeted but was not measured (drop --no-memory)")
-        which, peak = max((m.memory.first_bytes, "first run"), (m.memory.steady_bytes, "steady state"))[::-1]
+        first, steady = m.memory.first_bytes, m.memory.steady_bytes
+        peak = worst_of([first, steady])  # NaN if either is (max() would keep the other)
+        which = "first run" if peak == first else "steady state"
         if b.peak_mb is not None and not within(peak / MB, b.peak_mb):  # NaN over budget, never under
             out.append(Violation(m.name, "peak_mb", peak / MB, b.peak_mb, f"{m.name}: peak memory "
                                  f"{peak / MB:.1f} MB > budget {b.peak_mb:g} MB ({which})"))
@@ -342,7 +344,7 @@ DEFAULT_REGRESSION = {"peak_mb": 10.0, "bound_mb": 2.0, "latency_ms": 25.0, "par
 
 
 def _peak_bytes(m: ModelBench) -> float:
-    return max(m.memory.first_bytes, m.memory.steady_bytes)
+    return worst_of([m.memory.first_bytes, m.memory.steady_bytes])
 
 
 @dataclass
