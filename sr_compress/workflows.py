@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import LoadedModel, load_checkpoint, provenance_entry, save_checkpoint
-from .errors import ConfigError, DataError
+from .errors import DataError
 from .evaluate import EvalReport, evaluate_bicubic, evaluate_model
 from .fileio import check_output, require_file
 from .models import SRModel, build_model, count_params
@@ -249,14 +249,10 @@ def slim_checkpoint(path: str | Path, *, rho: float, out: str | Path, select: st
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """"1920x1080" → (1920, 1080)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"size must look like 1920x1080, got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise ConfigError(f"size must be positive, got {text!r}")
-    return w, h
+    """"1920x1080" → (1920, 1080); positive and bounded before anything is allocated (see validate)."""
+    from .validate import parse_size as checked
+
+    return checked(text)
 
 
 def dumps(data: Any) -> str:
