@@ -221,6 +221,8 @@ def eval_pairs(source: str | Path | None, scale: int, degradation: str = "bi",
         if isinstance(item, EvalPair):
             out.append(item)
             continue
+        if min(item.hr.shape[1:]) < scale:
+            raise DataError(f"{item.name}: {item.hr.shape[2]}x{item.hr.shape[1]} px is smaller than the scale ×{scale}")
         hr = mod_crop(item.hr, scale)
         gen = torch.Generator().manual_seed(step_seed(0, i))
         out.append(EvalPair(item.name, degrade(hr, scale, degradation, generator=gen), hr))
