@@ -118,8 +118,24 @@ class StageContext:
         return self.recipe.seed
 
 
+#: A recipe is at most this big, this deep and this long (a hostile file must not exhaust the parser or start
+#: 100,000 stages).
+MAX_RECIPE_BYTES = 1 << 20
+MAX_RECIPE_DEPTH = 16
+MAX_STAGES = 1000
+
+
 def parse_recipe(data: dict[str, Any], *, source: Path | None = None) -> Recipe:
-    """Validate a recipe dict (as read from TOML) into typed stages; every unknown key is reported."""
+    """Validate a recipe dict (as read from TOML) into typed stages; every unknown key is reported.
+    Bounded: at most :data:`MAX_STAGES` stages, :data:`MAX_RECIPE_DEPTH` levels, finite numbers only."""
+    from .validate import check_json_data
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe: expected a table of keys, got {type(data).__name__}")
+    stages_given = data.get("stage")
+    if isinstance(stages_given, list) and len(stages_given) > MAX_STAGES:
+        raise ConfigError(f"recipe: {len(stages_given)} stages (at most {MAX_STAGES})")
+    check_json_data(data, "recipe", max_depth=MAX_RECIPE_DEPTH)
     _load_builtin_stages()
     known = {"name", "out", "seed", "stage"}
     unknown = sorted(set(data) - known)
@@ -160,10 +176,14 @@ def load_recipe(path: str | Path) -> Recipe:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"recipe not found: {p}")
+    if p.stat().st_size > MAX_RECIPE_BYTES:
+        raise ConfigError(f"{p}: {p.stat().st_size:,} bytes is too large for a recipe (at most {MAX_RECIPE_BYTES:,})")
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: not valid TOML ({e})") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: nested too deeply (at most {MAX_RECIPE_DEPTH} levels)") from None
     return parse_recipe(data, source=p.resolve())
 
 
