@@ -477,31 +477,67 @@ def read_metadata(model: onnx.ModelProto) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
+def meta_json(meta: dict[str, str], key: str, default: Any, where: str) -> Any:
+    """A JSON metadata entry of an ONNX file (hparams, provenance), bounded like a checkpoint's; InputError if
+    it is not JSON, too deep or too large."""
+    from ..validate import check_json_data
+
+    text = meta.get(key)
+    if text is None:
+        return default
+    if len(text) > 1 << 22:
+        raise InputError(f"{where}: metadata {key!r} is {len(text):,} characters (at most {1 << 22:,})")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise InputError(f"{where}: metadata {key!r} is not valid JSON (or nested too deeply)") from None
+    check_json_data(value, f"{where}: metadata {key!r}", max_depth=16, error=InputError, allow_nonfinite=True)
+    if type(value) is not type(default):
+        raise InputError(f"{where}: metadata {key!r} is a {type(value).__name__}, not a {type(default).__name__}")
+    return value
+
+
+def meta_int(meta: dict[str, str], key: str, default: int, lo: int, hi: int, where: str) -> int:
+    """An integer metadata entry (scale, channels) within ``[lo, hi]``; InputError otherwise."""
+    text = meta.get(key)
+    if not text:
+        return default
+    try:
+        v = int(text)
+    except ValueError:
+        raise InputError(f"{where}: metadata {key!r} = {text[:40]!r} is not an integer") from None
+    if not lo <= v <= hi:
+        raise InputError(f"{where}: metadata {key!r} = {v} is out of range [{lo}, {hi}]")
+    return v
+
+
 def onnx_info(path: str | os.PathLike, *, size: tuple[int, int] = (320, 180)) -> dict[str, Any]:
     """``srcompress info M.onnx``: arch, hparams, params, MACs/FLOPs at LR size ``size`` (W×H), ops, plain
     verdict, receptive radius and provenance, the same keys as ``workflows.model_info`` where they apply."""
     from .bound import graph_cost, load_graph
 
-    check_sr_onnx(path)
+    sig = check_sr_onnx(path)
+    where = str(path)
     model = load_graph(require_file(path, "ONNX model"))
     meta = read_metadata(model)
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    channels = int(meta.get("channels") or dims[1].dim_value or 3)
-    scale, pre = int(meta.get("scale", 1)), meta.get("pre_upsample") == "true"
+    channels = meta_int(meta, "channels", sig.channels or 3, 1, 3, where)
+    scale, pre = meta_int(meta, "scale", 1, 1, 16, where), meta.get("pre_upsample") == "true"
+    hparams = meta_json(meta, "hparams", {}, where)
+    provenance = meta_json(meta, "provenance", [], where)
     (w, h), k = size, (scale if pre else 1)
     cost = graph_cost(model, (1, channels, h * k, w * k))
     plain, reason = check_plain(model, _declared_from_graph(model))
-    return {"path": str(path), "format": "onnx", "arch": meta.get("arch", "unknown"),
-            "hparams": json.loads(meta.get("hparams", "{}")), "params": cost.params,
+    return {"path": str(path), "format": "onnx", "arch": meta.get("arch", "unknown")[:200],
+            "hparams": hparams, "params": cost.params,
             "input_size": f"{w}x{h} LR ({w * k}x{h * k} model input)", "macs": cost.flops // 2,
             "gflops": cost.flops / 1e9, "opset": _opset(model), "ops": op_histogram(model),
             "plain": plain, "plain_reason": reason, tiling.META_RADIUS: meta.get(tiling.META_RADIUS),
             "srcompress_version": meta.get("srcompress_version"), "guesses": [],
-            "provenance": json.loads(meta.get("provenance", "[]"))}
+            "provenance": provenance}
 
 
 def _declared_from_graph(model: onnx.ModelProto) -> set[str]:
-    hparams = json.loads(read_metadata(model).get("hparams", "{}"))
+    hparams = meta_json(read_metadata(model), "hparams", {}, "ONNX model")
     ops = {n.op_type for n in model.graph.node} & {"PRelu", "LeakyRelu"}
     return ops | ({"global_residual"} if hparams.get("global_residual") else set())
 
