@@ -184,3 +184,83 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# -- content keys and folder locks -------------------------------------------------------------------------
+
+#: At most this many files are listed for a folder's content key (a data folder, not a file system).
+MAX_KEY_FILES = 1_000_000
+
+
+def folder_key(path: str | os.PathLike, *, suffixes: Iterable[str] | None = None) -> str:
+    """A content key of a data folder that is cheap to compute: SHA-256 over the sorted relative names,
+    sizes and modification times (ns) of its files (``suffixes``: only those, case-insensitive). A file
+    added, removed, renamed, resized or rewritten changes it. Hidden files and folders are ignored."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"data folder not found: {root}" if not root.exists() else f"not a folder: {root}")
+    wanted = None if suffixes is None else {s.lower() for s in suffixes}
+    entries = []
+    with clean_os_errors(root):
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in filenames:
+                if name.startswith(".") or (wanted is not None and Path(name).suffix.lower() not in wanted):
+                    continue
+                full = os.path.join(dirpath, name)
+                st = os.stat(full)
+                entries.append(f"{os.path.relpath(full, root)}\0{st.st_size}\0{st.st_mtime_ns}")
+                if len(entries) > MAX_KEY_FILES:
+                    raise DataError(f"{root}: more than {MAX_KEY_FILES:,} files; not a data folder")
+    h = hashlib.sha256()
+    for e in sorted(entries):
+        h.update(e.encode("utf-8", "surrogateescape") + b"\n")
+    return f"files:{len(entries)}:{h.hexdigest()}"
+
+
+class FolderLockedError(InputError):
+    """Another process holds the lock of an output folder (a second ``srcompress run`` into one folder)."""
+
+
+LOCK_NAME = ".srcompress.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, *, wait: bool = False, what: str = "run folder") -> Iterator[Path]:
+    """Hold an exclusive ``fcntl.flock`` on ``<folder>/.srcompress.lock`` for the duration.
+
+    The lock file records who holds it (pid, host, start time, command). Without ``wait`` a held lock is a
+    :class:`FolderLockedError` naming the holder; with ``wait`` the call blocks until it is free. The lock is
+    released when the holder exits, even when it is killed (the kernel drops flock locks with the file)."""
+    import datetime as _dt
+    import fcntl
+    import socket
+    import sys
+
+    root = Path(folder)
+    with clean_os_errors(root):
+        root.mkdir(parents=True, exist_ok=True)
+        lock = root / LOCK_NAME
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = _read_lock(fd)
+            raise FolderLockedError(f"{what} {root} is in use by {holder}; wait for it to finish "
+                                    "or use another folder") from None
+        stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        info = f"pid {os.getpid()} on {socket.gethostname()} since {stamp} ({' '.join(sys.argv[:3])[:120]})"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info.encode(), 0)
+        yield lock
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _read_lock(fd: int) -> str:
+    try:
+        text = os.pread(fd, 400, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    return text or "another process"

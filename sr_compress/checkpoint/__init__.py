@@ -20,11 +20,19 @@ import torch
 from ..errors import CheckpointError, first_line
 from ..fileio import require_file
 from .foreign import import_foreign
-from .format import FORMAT, LoadedModel, checkpoint_dict, model_from_dict, provenance_entry, save_checkpoint
+from .format import (
+    FORMAT,
+    LoadedModel,
+    check_agrees,
+    checkpoint_dict,
+    model_from_dict,
+    provenance_entry,
+    save_checkpoint,
+)
 from .unpickle import restricted_load
 
-__all__ = ["FORMAT", "LoadedModel", "checkpoint_dict", "load_checkpoint", "model_from_dict", "provenance_entry",
-           "read_raw", "save_checkpoint"]
+__all__ = ["FORMAT", "LoadedModel", "check_agrees", "checkpoint_dict", "load_checkpoint", "model_from_dict",
+           "provenance_entry", "read_raw", "save_checkpoint"]
 
 
 def read_raw(path: str | os.PathLike) -> Any:

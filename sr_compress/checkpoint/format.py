@@ -100,3 +100,19 @@ def model_from_dict(data: dict[str, Any], where: str = "checkpoint") -> SRModel:
                               f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")
     model.provenance = provenance
     return model.eval()
+
+
+def check_agrees(model: SRModel, where: str, **given: Any) -> None:
+    """Options given for a model loaded from ``where`` must agree with it: ``check_agrees(m, "M.pt", scale=3)``
+    on a ×2 model is a ConfigError (an option that contradicts the checkpoint is refused, never ignored).
+    ``None`` values were not given and are skipped; names are hparams (``scale``, ``channels``, …)."""
+    from ..errors import ConfigError
+
+    for name, value in given.items():
+        if value is None:
+            continue
+        have = model.scale if name == "scale" else model.channels if name == "channels" else model.hparams.get(name)
+        if have != value:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{where} is a {model.arch} with {name} = {have!r}; {flag} {value!r} contradicts it "
+                              f"(leave {flag} out, or start a new model with --arch)")
