@@ -88,3 +88,12 @@ def test_finite_float_param_type_refuses_nan_that_floatrange_accepts():
     with pytest.raises(click.BadParameter, match="range"):
         FiniteFloat(0, 1).convert("1.5", None, None)
     assert FiniteFloat(0, 1).convert("0.25", None, None) == 0.25
+
+
+def test_size_param_type():
+    from sr_compress.cli._types import SIZE
+
+    assert SIZE.convert("320x180", None, None) == (320, 180)
+    for bad in ("100000x100000", "20000x20000", "0x1", "axb"):
+        with pytest.raises(click.BadParameter):
+            SIZE.convert(bad, None, None)

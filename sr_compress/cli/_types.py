@@ -48,3 +48,24 @@ class FiniteFloat(click.ParamType):
 FINITE = FiniteFloat()
 POSITIVE = FiniteFloat(min=0, min_open=True)
 NON_NEGATIVE = FiniteFloat(min=0)
+
+
+class Size(click.ParamType):
+    """``WxH`` (e.g. 1920x1080), checked at parse time: positive, at most 65536 px a side and 2^28 px in all
+    (:func:`sr_compress.validate.parse_size`), so an absurd size fails before anything is allocated."""
+
+    name = "WxH"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        from ..errors import ConfigError
+        from ..validate import parse_size
+
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_size(value)
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
+
+
+SIZE = Size()
