@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import types
 import typing
@@ -66,3 +67,23 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """"1920x1080" → (1920, 1080); positive, at most 65536 px a side and 2^28 px in all, checked before
+    anything is allocated (:func:`sr_compress.validate.parse_size`)."""
+    from .validate import parse_size as checked
+
+    return checked(text)
+
+
+def format_size(size: tuple[int, int]) -> str:
+    """(1920, 1080) → "1920x1080" (what :func:`parse_size` reads)."""
+    return f"{size[0]}x{size[1]}"
+
+
+def defaults_of(fn: Any) -> dict[str, Any]:
+    """The keyword defaults of ``fn``'s signature: the one place a stage's defaults are written, read by the
+    operation, its CLI command and its recipe stage alike."""
+    return {name: p.default for name, p in inspect.signature(fn).parameters.items()
+            if p.default is not inspect.Parameter.empty}
