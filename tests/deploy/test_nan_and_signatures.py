@@ -62,7 +62,7 @@ def test_tolerance_check_sees_nan_in_any_position():
 # -- plainify / winning init -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("c", [NAN, math.inf, 0.0, -5.0])
 def test_plainify_shift_c_must_be_finite_positive(c):
-    from sr_compress.compress.plainify import plainify_exact
+    from sr_compress.compress.plainify.exact import plainify_exact
 
     torch.manual_seed(0)
     with pytest.raises(ConfigError, match="shift C"):
@@ -70,7 +70,7 @@ def test_plainify_shift_c_must_be_finite_positive(c):
 
 
 def test_plainify_of_a_nan_teacher_is_not_reported_exact():
-    from sr_compress.compress.plainify import plainify_exact
+    from sr_compress.compress.plainify.exact import plainify_exact
 
     for scheme in ("pair", "shift"):
         with pytest.raises(VerificationError):
@@ -78,7 +78,7 @@ def test_plainify_of_a_nan_teacher_is_not_reported_exact():
 
 
 def test_plainify_shift_huge_c_is_not_exact_in_float32():
-    from sr_compress.compress.plainify import plainify_exact
+    from sr_compress.compress.plainify.exact import plainify_exact
 
     torch.manual_seed(0)
     with pytest.raises(VerificationError):
@@ -87,7 +87,7 @@ def test_plainify_shift_huge_c_is_not_exact_in_float32():
 
 @pytest.mark.parametrize("coef", [NAN, math.inf, 1e309, -1.0])
 def test_winning_init_shift_coef_refused_before_any_work(coef):
-    from sr_compress.compress.winning_init import bridges_for, winning_init
+    from sr_compress.compress.plainify.winning_init import bridges_for, winning_init
 
     torch.manual_seed(0)
     with pytest.raises(ConfigError, match="shift_coef"):

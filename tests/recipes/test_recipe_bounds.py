@@ -7,7 +7,8 @@ import time
 import pytest
 
 from sr_compress.errors import ConfigError
-from sr_compress.recipes import MAX_STAGES, load_recipe, parse_recipe
+from sr_compress.recipes import load_recipe, parse_recipe
+from sr_compress.recipes.engine import MAX_STAGES
 
 
 def test_deeply_nested_recipe_is_a_config_error_not_a_recursion_error(tmp_path):

@@ -21,8 +21,8 @@ def ckpts(tmp_path):
 
 
 def test_one_pixel_image_in_an_eval_folder(tmp_path, ckpts, invoke):
-    from sr_compress.train.data import eval_pairs
-    from sr_compress.train.degrade import degrade
+    from sr_compress.data.datasets import eval_pairs
+    from sr_compress.data.degrade import degrade
 
     d = tmp_path / "data"
     d.mkdir()
