@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from ..errors import SrCompressError, first_line
+from ._types import FINITE, POSITIVE
 
 console = Console()  # stdout: results
 err_console = Console(stderr=True)  # stderr: progress, warnings, errors
@@ -126,8 +127,8 @@ def print_json(data: Any) -> None:
 
 def model_options(f: Callable) -> Callable:
     """Overrides for values a foreign checkpoint does not store (they are guessed and reported otherwise)."""
-    f = click.option("--res-scale", type=float, default=None, help="Override the residual scaling (EDSR).")(f)
-    f = click.option("--img-range", type=float, default=None,
+    f = click.option("--res-scale", type=FINITE, default=None, help="Override the residual scaling (EDSR).")(f)
+    f = click.option("--img-range", type=POSITIVE, default=None,
                      help="Override the internal value range (255 for EDSR-PyTorch/BasicSR, 1 for MMagic).")(f)
     f = click.option("--scale", "--model-scale", "model_scale", type=click.IntRange(2, 4), default=None,
                      help="Override the model's scale (2, 3 or 4; e.g. for multi-scale VDSR weights).")(f)
@@ -199,7 +200,7 @@ class StageDefault(click.Option):
     def get_default(self, ctx: click.Context, call: bool = True) -> Any:
         module, attr, key = self.default_from.split(":")
         value = getattr(importlib.import_module(module), attr)[key]
-        return "x".join(map(str, value)) if isinstance(value, tuple) and self.type.name == "text" else value
+        return "x".join(map(str, value)) if isinstance(value, tuple) and self.type.name in ("text", "WxH") else value
 
 
 def stage_option(*decls: str, default_from: str, **kwargs: Any) -> Callable:

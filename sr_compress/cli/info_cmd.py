@@ -5,11 +5,13 @@ from __future__ import annotations
 import click
 
 from ._common import console, json_option, print_json
+from ._types import SIZE
 
 
 @click.command("info")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--size", default="320x180", show_default=True, help="LR input size (WxH) for the FLOPs count.")
+@click.option("--size", type=SIZE, default="320x180", show_default=True,
+              help="LR input size (WxH) for the FLOPs count.")
 @json_option
 def info(model: str, size: str, as_json: bool) -> None:
     """Show arch, hyper-parameters, parameters, FLOPs and provenance of MODEL (.pt or .onnx).
@@ -18,10 +20,9 @@ def info(model: str, size: str, as_json: bool) -> None:
     Example:
       srcompress info student.pt --size 480x270
     """
-    from ..config import parse_size
     from ..ops.info import model_info
 
-    data = model_info(model, size=parse_size(size))
+    data = model_info(model, size=size)
     if as_json:
         print_json(data)
         return

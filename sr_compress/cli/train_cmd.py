@@ -37,6 +37,8 @@ def train(arch: str | None, init: str | None, scale: int, hparams: tuple[str, ..
     from ._progress import training_progress
 
     config = train_config(settings, preset=preset, extra=extra, seed=seed)
+    if click.get_current_context().get_parameter_source("scale") is click.core.ParameterSource.DEFAULT:
+        scale = None  # not given: a new model's default, or the --init checkpoint's own scale
     with training_progress() as progress:
         out = train_op(out=output, config=config, arch=arch, init=init, scale=scale,
                        hparams=parse_pairs(hparams, "--hparam"), data=data, degradation=degradation,

@@ -22,26 +22,28 @@ from ..evaluate import (
 from ..fileio import check_output
 from ..models import SRModel
 from ..visual import save_comparison
-from .common import load_model
+from .common import data_inputs, load_model
 
 NPZ_PROTOCOL = "npz bicubic Y, unrounded float, scale px shaved"
 
 
 def evaluate_images(model: SRModel, *, data: str | Path | None = None, degradation: str = "bi",
                     with_bicubic: bool = True, label: str | None = None, crops: str | Path | None = None,
-                    force: bool = False) -> list[EvalReport]:
+                    force: bool = False, inputs: tuple = ()) -> list[EvalReport]:
     """Scores of ``model`` (and bicubic) on the validation photos or a folder (HR-only or HR/LR pairs).
 
     ``crops``: also write a PNG of the same detailed window per image (bicubic | model | HR), 2× zoomed.
     """
+    inputs = (*inputs, *data_inputs(data))
     if crops is not None:
-        check_output(crops, force=force)
+        check_output(crops, inputs=inputs, force=force)
     pairs = eval_pairs_for(data, model.scale, degradation)
     keep = crops is not None
     reports = [evaluate_model(model, pairs, method=label, keep_outputs=keep)]
     if with_bicubic:
         reports.append(evaluate_bicubic(pairs, model.scale, keep_outputs=keep))
     if crops is not None:
+        check_output(crops, inputs=inputs, force=force)
         save_comparison(crops, comparison_rows(reports, pairs), force=force)
     return reports
 
@@ -90,6 +92,8 @@ def evaluate(model: str | Path, *, data: str = "default", degradation: str = "bi
              force: bool = False) -> EvalOutcome:
     """Evaluate the checkpoint ``model``: an ``.npz`` ``data`` selects the npz protocol; ``all_depths`` the
     elastic table (every depth N..1); otherwise per-image scores (``crops``: also the comparison PNG)."""
+    if crops is not None:  # never over the model or the data, with or without --force; before any work
+        check_output(crops, inputs=(model, *data_inputs(data)), force=force)
     loaded = load_model(model, overrides=overrides)
     m = loaded.model
     if str(data).lower().endswith(".npz"):
@@ -97,5 +101,5 @@ def evaluate(model: str | Path, *, data: str = "default", degradation: str = "bi
     if all_depths:
         return EvalOutcome("depths", loaded, depths=evaluate_depths(m, eval_pairs_for(data, m.scale, degradation)))
     reports = evaluate_images(m, data=data, degradation=degradation, with_bicubic=bicubic, label=Path(model).name,
-                              crops=crops, force=force)
+                              crops=crops, force=force, inputs=(model,))
     return EvalOutcome("images", loaded, reports)
