@@ -105,9 +105,9 @@ def input_conflict(path: str | os.PathLike, inputs: Iterable[str | os.PathLike |
                 return f"it is inside the input folder {src}"
             continue
         if out_real == src_real:
-            return f"it is the input {src}"
+            return f"it is an input of this command ({src})"
         if out_stat is not None and src_stat is not None and _same_file(out_stat, src_stat):
-            return f"it is a hard link to the input {src}"
+            return f"it is an input of this command (a hard link to {src})"
     return None
 
 

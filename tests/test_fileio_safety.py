@@ -139,10 +139,10 @@ def model_file(tmp_path):
 
 @pytest.mark.parametrize("force", [False, True])
 def test_output_equal_to_an_input_is_refused(model_file, force):
-    with pytest.raises(OutputExistsError, match="it is the input"):
+    with pytest.raises(OutputExistsError, match="it is an input"):
         check_output(model_file, inputs=[model_file], force=force)
     rel = Path(os.path.relpath(model_file))
-    with pytest.raises(OutputExistsError, match="it is the input"):
+    with pytest.raises(OutputExistsError, match="it is an input"):
         check_output(model_file.parent / "." / "m.pt", inputs=[rel], force=force)
 
 
@@ -150,9 +150,9 @@ def test_output_equal_to_an_input_is_refused(model_file, force):
 def test_symlink_to_an_input_is_refused(tmp_path, model_file, force):
     link = tmp_path / "link.pt"
     link.symlink_to(model_file)
-    with pytest.raises(OutputExistsError, match="it is the input"):
+    with pytest.raises(OutputExistsError, match="it is an input"):
         check_output(link, inputs=[model_file], force=force)
-    with pytest.raises(OutputExistsError, match="it is the input"):  # the input given through a link
+    with pytest.raises(OutputExistsError, match="it is an input"):  # the input given through a link
         check_output(model_file, inputs=[link], force=force)
 
 
@@ -171,11 +171,11 @@ def test_dangling_symlink_pointing_at_a_future_input_path(tmp_path, force):
     link = tmp_path / "out.pt"
     link.symlink_to(target)  # dangling for now
     target.write_bytes(b"x")
-    with pytest.raises(OutputExistsError, match="it is the input"):
+    with pytest.raises(OutputExistsError, match="it is an input"):
         check_output(link, inputs=[target], force=force)
     link.unlink()
     link.symlink_to(tmp_path / "later.pt")  # a dangling link to a path that is an input name
-    with pytest.raises(OutputExistsError, match="it is the input"):
+    with pytest.raises(OutputExistsError, match="it is an input"):
         check_output(link, inputs=[tmp_path / "later.pt"], force=force)
 
 

@@ -14,7 +14,8 @@ from ._training import OP, parse_pairs, strategy_options, train_config, training
 @click.option("--arch", type=MODELS, default=None, help="Model family for a new model.")
 @click.option("--init", "init", type=click.Path(dir_okay=False), default=None,
               help="Start from this checkpoint instead of a new model (any supported format).")
-@stage_option("--scale", type=click.IntRange(2, 4), default_from=OP + "scale", help="Upscaling factor.")
+@stage_option("--scale", type=click.IntRange(2, 4), default_from=OP + "scale",
+              help="Upscaling factor [default: 2 for a new model; an --init checkpoint's own, which it must match].")
 @click.option("--hparam", "hparams", multiple=True, metavar="KEY=VALUE",
               help="Model hyper-parameter (repeatable; JSON values), e.g. --hparam n_feats=32.")
 @strategy_options(required=False)
@@ -37,8 +38,6 @@ def train(arch: str | None, init: str | None, scale: int, hparams: tuple[str, ..
     from ._progress import training_progress
 
     config = train_config(settings, preset=preset, extra=extra, seed=seed)
-    if click.get_current_context().get_parameter_source("scale") is click.core.ParameterSource.DEFAULT:
-        scale = None  # not given: a new model's default, or the --init checkpoint's own scale
     with training_progress() as progress:
         out = train_op(out=output, config=config, arch=arch, init=init, scale=scale,
                        hparams=parse_pairs(hparams, "--hparam"), data=data, degradation=degradation,

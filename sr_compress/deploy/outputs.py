@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, OutputExistsError
-from ..fileio import check_output
+from ..fileio import check_output, input_conflict
 
 #: At most this many images per call (each is an output file to plan).
 MAX_IMAGES = 100_000
@@ -38,6 +38,10 @@ def plan_upscale_outputs(images: Sequence[str | os.PathLike], out: str | os.Path
     if len(srcs) > MAX_IMAGES:
         raise ConfigError(f"{len(srcs)} images in one call (at most {MAX_IMAGES})")
     out = Path(out)
+    every_input = [*srcs, *[i for i in inputs if i is not None]]
+    why = input_conflict(out, every_input)
+    if why is not None:
+        raise OutputExistsError(f"refusing to write {out}: {why} (--force never replaces an input)")
     if out.suffix.lower() == ".png":
         if len(srcs) > 1:
             raise ConfigError(f"-o {out} names one file, but {len(srcs)} images were given; give a folder")
@@ -53,7 +57,6 @@ def plan_upscale_outputs(images: Sequence[str | os.PathLike], out: str | os.Path
             raise OutputExistsError(f"{seen[key]} and {src} would both be written to {dst}; "
                                     "rename one or upscale them separately")
         seen[key] = src
-    every_input = [*srcs, *[i for i in inputs if i is not None]]
     for dst in targets:
         check_output(dst, inputs=every_input, force=force)
     return list(zip(srcs, targets, strict=True))

@@ -184,4 +184,4 @@ def finetune(student: str | Path, *, out: str | Path, config: TrainConfig, strat
 
 
 #: the train operation's defaults (scale, strategy, degradation…): the CLI and the recipe stage read them here
-TRAIN_DEFAULTS = {**defaults_of(train), "scale": NEW_MODEL_SCALE}
+TRAIN_DEFAULTS = defaults_of(train)

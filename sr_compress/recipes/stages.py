@@ -43,7 +43,7 @@ class TrainParams:
 
     arch: str | None = None
     init: str | None = None
-    scale: int | None = None  # a new model's default (ops.train.NEW_MODEL_SCALE), or the init checkpoint's own
+    scale: int | None = TRAIN["scale"]  # None: a new model's default (2), or the init checkpoint's own
     hparams: dict = field(default_factory=dict)
     data: str = "default"
     degradation: str = TRAIN["degradation"]
