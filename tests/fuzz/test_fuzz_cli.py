@@ -130,7 +130,7 @@ def hostile_command_lines(draw, w: dict[str, Path]) -> tuple[str, list[str]]:
     return f"{kind}: {' '.join(a.replace(str(w['out'].parent), '$W') for a in argv)}", argv
 
 
-@fuzz_settings(max_examples=150)
+@fuzz_settings(max_examples=400)
 @given(data=st.data())
 def test_fuzz_every_command_refuses_hostile_arguments_in_one_line(data, ws, invoke):
     label, argv = data.draw(hostile_command_lines(ws))

@@ -59,7 +59,7 @@ def hostile_onnx(draw) -> tuple[str, bytes]:
     return label, model.SerializeToString()
 
 
-@fuzz_settings(max_examples=200)
+@fuzz_settings(max_examples=300)
 @given(case=hostile_onnx())
 def test_fuzz_hostile_onnx_files(case, invoke):
     from sr_compress.deploy.bench import inspect_model

@@ -67,7 +67,7 @@ def hostile_recipes(draw) -> tuple[str, str]:
     return kind, draw(st.sampled_from(["[[stage]\n", "= 1\n", "stage = 3\n", "[stage]\nkind = 1\n", "\x00"]))
 
 
-@fuzz_settings(max_examples=60)
+@fuzz_settings(max_examples=100)
 @given(case=hostile_recipes())
 def test_fuzz_hostile_recipes_are_refused(case, ws, invoke):
     label, text = case
