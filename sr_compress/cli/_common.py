@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from ..errors import SrCompressError, first_line
+from ..registry import Registry
 from ._types import FINITE, POSITIVE
 
 console = Console()  # stdout: results
@@ -159,7 +160,7 @@ class RegistryName(click.ParamType):
 
     def names(self) -> list[str]:
         src = self.source()
-        return src.names() if hasattr(src, "names") else list(src)
+        return src.names() if isinstance(src, Registry) else list(src)
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         """The names, less private ones (a leading "_": test or plugin entries not meant for the help)."""
@@ -167,7 +168,7 @@ class RegistryName(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         src = self.source()
-        if hasattr(src, "get"):
+        if isinstance(src, Registry):
             src.get(value)  # ConfigError listing the valid names
         elif value not in src:
             self.fail(f"{value!r} is not one of {', '.join(repr(n) for n in src)}.", param, ctx)
