@@ -28,7 +28,7 @@ TAILS = RegistryName("sr_compress.compress.plainify:TAILS")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output checkpoint (.pt).")
 @click.option("--eps", type=FiniteFloat(0, 1), default=None,
               help="Per-layer relative reconstruction error that sets each width [default: 0.05].")
-@click.option("--width", type=click.IntRange(min=1), default=None, help="Fixed student width for every layer.")
+@click.option("--width", type=click.IntRange(1, 65536), default=None, help="Fixed student width for every layer.")
 @click.option("--memory-budget", default=None, metavar="SIZE",
               help="Pick the smallest ε whose student's theoretical peak at --size fits, e.g. 200MB.")
 @stage_option("--size", type=SIZE, default_from=D + "size", help="Output size (WxH) the memory bound is computed at.")
@@ -41,14 +41,14 @@ TAILS = RegistryName("sr_compress.compress.plainify:TAILS")
 @stage_option("--shift-coef", type=NON_NEGATIVE, default_from=D + "shift_coef",
               help="Mean shift of the student features: k·mean of their negative part (the paper's 3 clips "
                    "about 12% of every feature; see docs/plainify.md).")
-@stage_option("--round-to", type=click.IntRange(min=1), default_from=D + "round_to",
+@stage_option("--round-to", type=click.IntRange(1, 4096), default_from=D + "round_to",
               help="Round each width up to a multiple of this (e.g. 8).")
 @click.option("--data", default="default", show_default=True,
               help="Training images for the calibration patches: 'default' or a folder.")
-@stage_option("--patches", type=click.IntRange(min=1), default_from=D + "patches",
+@stage_option("--patches", type=click.IntRange(1, 100_000), default_from=D + "patches",
               help="Calibration patches (random LR crops).")
-@stage_option("--patch-size", type=click.IntRange(min=4), default_from=D + "patch_size", help="LR patch side.")
-@stage_option("--columns", type=click.IntRange(min=1), default_from=D + "columns",
+@stage_option("--patch-size", type=click.IntRange(4, 2048), default_from=D + "patch_size", help="LR patch side.")
+@stage_option("--columns", type=click.IntRange(1, 10_000_000), default_from=D + "columns",
               help="At most this many pixel columns per SVD.")
 @model_options
 @seed_option

@@ -32,7 +32,7 @@ INIT = RegistryName("sr_compress.compress.slim:INITS")
               help="Which channels stay: the most important (group L1 norm) or a seeded random subset.")
 @stage_option("--init", "init", type=INIT, default_from=D + "init",
               help="copy: the kept channels' weights from MODEL; scratch: fresh weights (the paper's students).")
-@stage_option("--round-to", type=click.IntRange(min=1), default_from=D + "round_to",
+@stage_option("--round-to", type=click.IntRange(1, 4096), default_from=D + "round_to",
               help="Round every width up to a multiple of this (8 or 16 suit CPU/GPU kernels).")
 @stage_option("--size", type=SIZE, default_from=D + "size", help="LR input size (WxH) for the FLOPs columns.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,

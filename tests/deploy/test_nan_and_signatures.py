@@ -327,3 +327,12 @@ def test_upscale_plan_checks_every_target_before_writing(tmp_path):
     model.write_text("model")
     with pytest.raises(OutputExistsError, match="input"):
         plan_upscale_outputs([a], model, 2, inputs=[model], force=True)
+
+
+def test_training_batch_size_is_bounded_before_allocating():
+    from sr_compress.train.trainer import MAX_BATCH_PIXELS, TrainConfig
+
+    with pytest.raises(ConfigError, match="too large"):
+        TrainConfig.from_dict({"batch_size": 10**9, "patch_size": 96})
+    assert TrainConfig.from_dict({"batch_size": 64, "patch_size": 192}).batch_size == 64
+    assert MAX_BATCH_PIXELS == 1 << 28

@@ -104,7 +104,9 @@ def hostile_command_lines(draw, w: dict[str, Path]) -> tuple[str, list[str]]:
         argv = _set(argv, p.opts[0], draw(st.sampled_from(BAD_FLOATS)))
     elif kind == "int":
         p = draw(st.sampled_from(ints))
-        argv = _set(argv, p.opts[0], draw(st.sampled_from(BAD_INTS)))
+        bounded = isinstance(p.type, click.IntRange) and p.type.max is not None
+        over = [str(p.type.max + 1), str(10**12)] if bounded else []  # e.g. --batch-size 10^12
+        argv = _set(argv, p.opts[0], draw(st.sampled_from(BAD_INTS + over)))
     elif kind == "choice":
         p = draw(st.sampled_from(choices))
         argv = _set(argv, p.opts[0], "__nope__")
