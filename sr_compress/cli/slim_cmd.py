@@ -17,7 +17,7 @@ from ._common import (
     seed_option,
     stage_option,
 )
-from ._types import SIZE, FiniteFloat
+from ._types import FINITE, SIZE
 
 D = "sr_compress.ops.slim:DEFAULTS:"  # the defaults live in compress.slim.slim
 SELECT = RegistryName("sr_compress.compress.slim:SELECTS")
@@ -26,7 +26,7 @@ INIT = RegistryName("sr_compress.compress.slim:INITS")
 
 @click.command("slim")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--rho", type=FiniteFloat(0, 1), required=True,
+@click.option("--rho", type=FINITE, required=True,
               help="Fraction of channels removed from every inner layer, in (0, 1): width → round(C·(1−ρ)).")
 @stage_option("--select", type=SELECT, default_from=D + "select",
               help="Which channels stay: the most important (group L1 norm) or a seeded random subset.")
