@@ -14,10 +14,11 @@ from sr_compress.models import SRModel, build_model, list_models, tiny_hparams
 FAMILIES = list_models()
 
 
-def tiny_model(arch: str = "edsr", scale: int = 2, seed: int = 0, **over: Any) -> SRModel:
-    """The family's tiny test variant at ``scale`` with seeded initial weights; ``over`` replaces hparams."""
+def tiny_model(arch: str = "edsr", for_scale: int = 2, seed: int = 0, **over: Any) -> SRModel:
+    """The family's tiny test variant for ``for_scale`` with seeded initial weights; ``over`` replaces hparams
+    (``scale=3`` alone changes only the scale hparam of the ×``for_scale`` variant)."""
     torch.manual_seed(seed)
-    return build_model(arch, **{**tiny_hparams(arch, scale), **over})
+    return build_model(arch, **{**tiny_hparams(arch, for_scale), **over})
 
 
 def tiny_checkpoint(path: str | Path, arch: str = "edsr", seed: int = 0, scale: int = 2,
