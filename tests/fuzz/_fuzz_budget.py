@@ -9,10 +9,12 @@ same cases on every run.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import resource
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from hypothesis import HealthCheck, settings
 
@@ -91,3 +93,21 @@ def budget(category: str, label: str) -> Iterator[None]:
             s.worst_rss_mb, s.worst_case_rss = grew, label[:160]
     assert dt < MAX_SECONDS, f"{label}: took {dt:.1f} s"
     assert grew < MAX_RSS_GROWTH_MB, f"{label}: peak RSS grew by {grew:.0f} MiB"
+
+
+def print_summary(terminalreporter) -> None:
+    """The fuzz numbers at the end of a pytest run (called from tests/conftest.py's terminal-summary hook)."""
+    if not STATS:
+        return
+    tr = terminalreporter
+    tr.section("srcompress fuzz summary")
+    total = sum(s.cases for s in STATS.values())
+    for name, s in sorted(STATS.items()):
+        tr.write_line(f"{name:12s} {s.cases:5d} cases  {s.total_s:6.1f} s  worst {s.worst_s:5.2f} s "
+                      f"({s.worst_case_s[:60]})  worst peak-RSS growth {s.worst_rss_mb:6.1f} MiB "
+                      f"({s.worst_case_rss[:60]})")
+    tr.write_line(f"{'total':12s} {total:5d} cases  {sum(s.total_s for s in STATS.values()):6.1f} s")
+    out = os.environ.get("SRCOMPRESS_FUZZ_SUMMARY")
+    if out:
+        with open(out, "w") as f:
+            json.dump({k: asdict(v) for k, v in STATS.items()}, f, indent=2)
