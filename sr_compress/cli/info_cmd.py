@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import console, json_option, print_json
+from ._common import console, json_option, model_options, overrides_from, print_json
 from ._types import SIZE
 
 
@@ -12,8 +12,9 @@ from ._types import SIZE
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--size", type=SIZE, default="320x180", show_default=True,
               help="LR input size (WxH) for the FLOPs count.")
+@model_options
 @json_option
-def info(model: str, size: str, as_json: bool) -> None:
+def info(model: str, size: str, as_json: bool, **opts) -> None:
     """Show arch, hyper-parameters, parameters, FLOPs and provenance of MODEL (.pt or .onnx).
 
     \b
@@ -22,7 +23,7 @@ def info(model: str, size: str, as_json: bool) -> None:
     """
     from ..ops.info import model_info
 
-    data = model_info(model, size=size)
+    data = model_info(model, size=size, overrides=overrides_from(opts))
     if as_json:
         print_json(data)
         return
