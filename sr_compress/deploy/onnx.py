@@ -220,14 +220,16 @@ def finalize(graph: onnx.ModelProto, model: SRModel, profile: tiling.TileProfile
 OPT_LEVEL = "ORT_ENABLE_ALL"  # blocked channel layout: 1.7× faster than BASIC/EXTENDED on CPU (docs/benchmarks.md)
 
 
-def session_options(threads: int | None = None, *, arena: bool = True, mem_pattern: bool = False) -> Any:
-    """onnxruntime SessionOptions as this project runs every graph: optimisation level ALL, sequential, one
-    inter-op thread, ``threads`` intra-op threads (None = onnxruntime's choice); arena and memory pattern as
-    given (the memory pattern makes a second run allocate on top of the first, hence off by default)."""
+def session_options(threads: int | None = None, *, arena: bool = True, mem_pattern: bool = False,
+                    level: str | None = None) -> Any:
+    """onnxruntime SessionOptions as this project runs every graph: optimisation level ALL (or ``level``, a
+    ``GraphOptimizationLevel`` name), sequential, one inter-op thread, ``threads`` intra-op threads (None =
+    onnxruntime's choice); arena and memory pattern as given (the memory pattern makes a second run allocate
+    on top of the first, hence off by default)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVEL)
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level or OPT_LEVEL)
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.enable_cpu_mem_arena = bool(arena)
     opts.enable_mem_pattern = bool(mem_pattern)

@@ -25,6 +25,7 @@ from ..evaluate import (
     evaluate_bicubic,
     evaluate_model,
     evaluate_table,
+    evaluate_upscaler,
     load_npz_y,
     npz_y_psnr,
     write_table,
@@ -54,6 +55,26 @@ def evaluate_images(model: SRModel, *, data: str | Path | None = None, degradati
         reports.append(evaluate_bicubic(pairs, model.scale, keep_outputs=keep, y=y))
     if crops is not None:
         check_output(crops, inputs=inputs, force=force)
+        save_comparison(crops, comparison_rows(reports, pairs), force=force)
+    return reports
+
+
+def evaluate_onnx(path: str | Path, *, data: str | Path | None = None, degradation: str = "bi",
+                  with_bicubic: bool = True, crops: str | Path | None = None, force: bool = False,
+                  y: str = DEFAULT_Y) -> list[EvalReport]:
+    """Like :func:`evaluate_images` for an ONNX graph run by onnxruntime (any precision; float32 I/O)."""
+    from ..deploy.quantize import onnx_upscaler
+
+    if crops is not None:
+        check_output(crops, force=force)
+    upscale, scale, precision = onnx_upscaler(path)
+    pairs = eval_pairs_for(data, scale, degradation)
+    keep = crops is not None
+    label = Path(path).name if precision == "float32" else f"{Path(path).name} ({precision})"
+    reports = [evaluate_upscaler(label, scale, pairs, upscale, keep_outputs=keep, y=y)]
+    if with_bicubic:
+        reports.append(evaluate_bicubic(pairs, scale, keep_outputs=keep, y=y))
+    if crops is not None:
         save_comparison(crops, comparison_rows(reports, pairs), force=force)
     return reports
 
@@ -91,7 +112,7 @@ class EvalOutcome:
     """``mode``: "images" (``reports``: the model's, then bicubic's), "npz" (``npz``) or "depths" (``depths``)."""
 
     mode: str
-    loaded: LoadedModel
+    loaded: LoadedModel | None  # None for an ONNX graph
     reports: list[EvalReport] = field(default_factory=list)
     npz: NpzScores | None = None
     depths: ElasticTable | None = None
@@ -101,9 +122,16 @@ def evaluate(model: str | Path, *, data: str = "default", degradation: str = "bi
              crops: str | Path | None = None, all_depths: bool = False, overrides: dict[str, Any] | None = None,
              force: bool = False, y: str = DEFAULT_Y) -> EvalOutcome:
     """Evaluate the checkpoint ``model``: an ``.npz`` ``data`` selects the npz protocol; ``all_depths`` the
-    elastic table (every depth N..1); otherwise per-image scores (``crops``: also the comparison PNG)."""
+    elastic table (every depth N..1); otherwise per-image scores (``crops``: also the comparison PNG).
+    An ``.onnx`` graph (float32, int8 or fp16: ``srcompress quantize``) runs through onnxruntime, per-image
+    scores only."""
     if crops is not None:  # never over the model or the data, with or without --force; before any work
         check_output(crops, inputs=(model, *data_inputs(data)), force=force)
+    if str(model).lower().endswith(".onnx"):
+        if all_depths or str(data).lower().endswith(".npz"):
+            raise ConfigError("--all-depths and .npz data need a checkpoint, not an ONNX graph")
+        return EvalOutcome("images", None, evaluate_onnx(model, data=data, degradation=degradation,
+                                                         with_bicubic=bicubic, crops=crops, force=force, y=y))
     loaded = load_model(model, overrides=overrides)
     m = loaded.model
     if str(data).lower().endswith(".npz"):
