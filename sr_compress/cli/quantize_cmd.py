@@ -27,8 +27,8 @@ D = "sr_compress.ops.quantize:DEFAULTS:"  # the defaults live in deploy.quantize
 @click.option("--eval-data", default="default", show_default=True,
               help="Held-out images for scoring: a folder (HR, or HR/LR pairs), or 'default' (bundled validation "
                    "photos).")
-@stage_option("--patches", type=click.IntRange(min=1), default_from=D + "patches", help="Calibration patches.")
-@stage_option("--patch-size", type=click.IntRange(min=8), default_from=D + "patch_size",
+@stage_option("--patches", type=click.IntRange(1, 100_000), default_from=D + "patches", help="Calibration patches.")
+@stage_option("--patch-size", type=click.IntRange(8, 2048), default_from=D + "patch_size",
               help="LR calibration patch side (px).")
 @click.option("--no-rewrite", is_flag=True,
               help="Skip the exact plain-student rewrites (offset folding with a constant channel).")

@@ -21,7 +21,7 @@ BAD_INTS = ["abc", "1.5", "nan", "", "0x10", "1e3"]
 BAD_SIZES = ["100000x100000", "0x0", "-1x5", "axb", "1e9x1e9", "65537x1", "20000x20000", "x"]
 HOSTILE_INPUTS = ["empty", "garbage", "hostile", "folder", "missing"]
 COMMANDS = ["train", "finetune", "eval", "upscale", "info", "run", "export", "bench", "slim", "plainify",
-            "truncate"]
+            "truncate", "quantize"]
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,7 @@ def base_argv(cmd: str, w: dict[str, Path]) -> tuple[list[str], str | None, str 
         "slim": (["slim", m, "--rho", "0.5", "-o", str(o / "s.pt")], m, "-o"),
         "plainify": (["plainify", m, "--exact-only", "-o", str(o / "p.pt")], m, "-o"),
         "truncate": (["truncate", m, "-k", "1", "-o", str(o / "k.pt")], m, "-o"),
+        "quantize": (["quantize", m, "-o", str(o / "q.onnx"), "--patches", "2", "--patch-size", "16"], m, "-o"),
     }
     return table[cmd]
 
