@@ -116,15 +116,19 @@ def test_cli_maps_os_errors_to_one_line_exit_2(tmp_path, invoke, tiny_ckpt):
 
 def test_run_cli_maps_raw_os_errors(monkeypatch, invoke, tmp_path):
     """Any command: an OSError escaping the library (a folder created, a file read) is one line, exit 2."""
-    import sr_compress.checkpoint as ckpt
+    import torch
+
+    target = tmp_path / "x.pt"
+    target.write_bytes(b"PK\x03\x04 a checkpoint that cannot be read")
 
     def boom(*a, **k):
-        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "x"))
+        raise PermissionError(errno.EACCES, "Permission denied", str(target))
 
-    monkeypatch.setattr(ckpt, "require_file", boom)
-    code, _, err = invoke("info", tmp_path / "x.pt")
+    monkeypatch.setattr(torch, "load", boom)
+    code, _, err = invoke("info", target)
     assert code == 2
-    assert err.strip() == f"error: {tmp_path / 'x'}: permission denied"
+    line = err.strip()
+    assert "\n" not in line and line.startswith(f"error: {target}") and "ermission denied" in line
 
 
 # -- inputs are sacred -----------------------------------------------------------------------------------
@@ -215,7 +219,7 @@ def test_force_still_replaces_an_earlier_output(tmp_path, model_file):
 
 _NOISY = """
 import sys, warnings
-import sr_compress.checkpoint as c
+import sr_compress.ops.info as c
 from sr_compress.cli import cli
 from sr_compress.cli._common import run_cli
 from sr_compress.errors import DataError
@@ -224,7 +228,7 @@ def noisy(*a, **k):
     warnings.warn("a third-party library complains", UserWarning)
     raise DataError("checkpoint not found: x.pt")
 
-c.require_file = noisy
+c.model_info = noisy
 run_cli(cli, sys.argv[1:])
 """
 

@@ -15,6 +15,7 @@ from ._common import (
     force_option,
     json_option,
     model_options,
+    onnx_options,
     overrides_from,
     print_json,
 )
@@ -46,13 +47,14 @@ from ._common import (
               help="Elastic table instead: mean scores, params and FLOPs (320x180 LR) of the model truncated to "
                    "every depth N..1 (see `srcompress truncate`); --crops and the bicubic row do not apply.")
 @model_options
+@onnx_options
 @force_option
 @json_option
 def eval_(models: tuple[str, ...], data: tuple[str, ...], bench: str | None, scales: str | None, y: str,
           report: str | None, degradation: str, no_bicubic: bool, crops: str | None, all_depths: bool, force: bool,
           as_json: bool, **over) -> None:
-    """Evaluate MODELS (ours or foreign checkpoints; one model may also be an ONNX graph of any precision):
-    Y-PSNR / SSIM and RGB PSNR.
+    """Evaluate MODELS (ours or foreign checkpoints; one model may also be any SR net as an ONNX graph, of any
+    precision): Y-PSNR / SSIM and RGB PSNR.
 
     One model on one --data: per image. Several models, several --data, --bench, --scales or --report: the
     paper table — bicubic first, then each model, on each set (mean Y-PSNR / SSIM), with per-set progress.
@@ -64,6 +66,7 @@ def eval_(models: tuple[str, ...], data: tuple[str, ...], bench: str | None, sca
       srcompress eval vdsr.pt --scales 2,3,4 --data Set5 --data Set14 --data B100 --y matlab
       srcompress eval asrn_x2.pt --all-depths --json
       srcompress eval vdsr.pth --scale 3 --data ../shared/data/set5/matlab_bicubic_x3.npz
+      srcompress eval realesr-general-x4v3.onnx --input-range 1 --data ~/datasets/Set14
       srcompress eval student_int8.onnx
     """
     from ..errors import ConfigError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import console, json_option, model_options, overrides_from, print_json
+from ._common import console, json_option, model_options, onnx_options, overrides_from, print_json
 from ._types import SIZE
 
 
@@ -13,6 +13,7 @@ from ._types import SIZE
 @click.option("--size", type=SIZE, default="320x180", show_default=True,
               help="LR input size (WxH) for the FLOPs count.")
 @model_options
+@onnx_options
 @json_option
 def info(model: str, size: str, as_json: bool, **opts) -> None:
     """Show arch, hyper-parameters, parameters, FLOPs and provenance of MODEL (.pt or .onnx).

@@ -503,29 +503,32 @@ def meta_int(meta: dict[str, str], key: str, default: int, lo: int, hi: int, whe
     return v
 
 
-def onnx_info(path: str | os.PathLike, *, size: tuple[int, int] = (320, 180)) -> dict[str, Any]:
+def onnx_info(path: str | os.PathLike, *, size: tuple[int, int] = (320, 180),
+              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """``srcompress info M.onnx``: arch, hparams, params, MACs/FLOPs at LR size ``size`` (W×H), ops, plain
     verdict, receptive radius and provenance, the same keys as ``workflows.model_info`` where they apply."""
+    from ..checkpoint.onnx_model import load_onnx_model
     from .bound import graph_cost, load_graph
 
-    sig = check_sr_onnx(path)
+    check_sr_onnx(path)
     where = str(path)
     model = load_graph(require_file(path, "ONNX model"))
     meta = read_metadata(model)
-    channels = meta_int(meta, "channels", sig.channels or 3, 1, 3, where)
-    scale, pre = meta_int(meta, "scale", 1, 1, 16, where), meta.get("pre_upsample") == "true"
-    hparams = meta_json(meta, "hparams", {}, where)
-    provenance = meta_json(meta, "provenance", [], where)
+    # colour, scale and range as eval / upscale / --teacher see them
+    loaded = load_onnx_model(path, overrides=overrides, need_range=False)
+    om = loaded.model
+    channels, scale, pre = om.channels, om.scale, om.pre_upsample
     (w, h), k = size, (scale if pre else 1)
     cost = graph_cost(model, (1, channels, h * k, w * k))
     plain, reason = check_plain(model, _declared_from_graph(model))
     return {"path": str(path), "format": "onnx", "arch": meta.get("arch", "unknown")[:200],
-            "hparams": hparams, "params": cost.params,
+            "hparams": meta_json(meta, "hparams", {}, where) if "hparams" in meta else om.hparams,
+            "params": cost.params,
             "input_size": f"{w}x{h} LR ({w * k}x{h * k} model input)", "macs": cost.flops // 2,
             "gflops": cost.flops / 1e9, "opset": _opset(model), "ops": op_histogram(model),
             "plain": plain, "plain_reason": reason, tiling.META_RADIUS: meta.get(tiling.META_RADIUS),
-            "srcompress_version": meta.get("srcompress_version"), "guesses": [],
-            "provenance": provenance}
+            "srcompress_version": meta.get("srcompress_version"), "guesses": loaded.guesses,
+            "provenance": meta_json(meta, "provenance", [], where)}
 
 
 def _declared_from_graph(model: onnx.ModelProto) -> set[str]:

@@ -118,16 +118,27 @@ class EvalOutcome:
     depths: ElasticTable | None = None
 
 
+def _quantised(path: str | Path) -> bool:
+    """Whether an ONNX graph holds int8 / fp16 / bf16 parts (run by :func:`evaluate_onnx`)."""
+    import onnx
+
+    from ..deploy.quantize import graph_precision
+    from ..fileio import require_file
+
+    return graph_precision(onnx.load(str(require_file(path, "ONNX model")), load_external_data=False)) != "float32"
+
+
 def evaluate(model: str | Path, *, data: str = "default", degradation: str = "bi", bicubic: bool = True,
              crops: str | Path | None = None, all_depths: bool = False, overrides: dict[str, Any] | None = None,
              force: bool = False, y: str = DEFAULT_Y) -> EvalOutcome:
     """Evaluate the checkpoint ``model``: an ``.npz`` ``data`` selects the npz protocol; ``all_depths`` the
     elastic table (every depth N..1); otherwise per-image scores (``crops``: also the comparison PNG).
     An ``.onnx`` graph (float32, int8 or fp16: ``srcompress quantize``) runs through onnxruntime, per-image
-    scores only."""
+    scores only. A float32 graph loads as a read-only model like any checkpoint (``load_model``: colour, range
+    and scale detected, ``overrides`` input_range / colour / scale where the graph does not say)."""
     if crops is not None:  # never over the model or the data, with or without --force; before any work
         check_output(crops, inputs=(model, *data_inputs(data)), force=force)
-    if str(model).lower().endswith(".onnx"):
+    if str(model).lower().endswith(".onnx") and _quantised(model):
         if all_depths or str(data).lower().endswith(".npz"):
             raise ConfigError("--all-depths and .npz data need a checkpoint, not an ONNX graph")
         return EvalOutcome("images", None, evaluate_onnx(model, data=data, degradation=degradation,

@@ -9,7 +9,7 @@ from typing import Any
 from ..data.datasets import read_image
 from ..deploy.outputs import plan_upscale_outputs
 from ..deploy.tiling import tiled_network
-from ..fileio import atomic_write, require_file
+from ..fileio import atomic_write
 from ..infer import super_resolve
 from .common import load_model
 
@@ -26,7 +26,8 @@ def write_rgb(img: Any, path: Path) -> None:
 def upscale_files(model: Any, images: Sequence[str | Path], out: str | Path, *, tile: int | None = None,
                   max_bytes: float | None = None, halo: int | None = None, force: bool = False,
                   inputs: tuple = ()) -> list[Path]:
-    """Super-resolve image files with an SRModel or an exported ``.onnx`` path (run by onnxruntime).
+    """Super-resolve image files with an SRModel, an onnxruntime session of an srcompress export, or a model
+    file path (any checkpoint, or an ONNX graph: loaded as a read-only model, run by onnxruntime).
 
     One image → ``out`` may be a .png file; otherwise ``out`` is a folder of ``<stem>_x<scale>.png``.
     ``tile`` (LR px) and/or ``max_bytes`` run the network tile by tile with an exact halo (same output);
@@ -36,9 +37,7 @@ def upscale_files(model: Any, images: Sequence[str | Path], out: str | Path, *, 
     """
     if isinstance(model, (str, Path)):
         inputs = (*inputs, model)
-        from ..deploy.onnx import ort_session
-
-        model = ort_session(require_file(model, "ONNX model"))
+        model = load_model(model).model
     net = tiled_network(model, tile=tile, max_bytes=max_bytes, halo=halo)
     plan = plan_upscale_outputs(images, out, net.scale, inputs=inputs, force=force)
     srcs = [src for src, _ in plan]

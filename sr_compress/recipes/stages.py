@@ -79,6 +79,8 @@ class FinetuneParams:
     strategy: str
     teacher: str | None = None
     teacher_scale: int | None = None
+    teacher_input_range: float | None = None  # an ONNX teacher's input range / colour where it does not say
+    teacher_colour: str | None = None
     strategy_options: dict = field(default_factory=dict)
     preset: str | None = None
     data: str = "default"
@@ -99,6 +101,7 @@ def finetune_stage(p: FinetuneParams, ctx: StageContext) -> StageOutput:
         ctx.resolve(p.model), out=ctx.folder / "model.pt", config=p.config(ctx.seed), strategy=p.strategy,
         strategy_options=p.strategy_options, teacher=ctx.resolve(p.teacher) if p.teacher else None,
         teacher_scale=p.teacher_scale, data=ctx.data(p.data), degradation=p.degradation, force=True,
+        teacher_overrides={"input_range": p.teacher_input_range, "colour": p.teacher_colour},
         progress=ctx.progress))
 
 
