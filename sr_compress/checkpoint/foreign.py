@@ -20,6 +20,7 @@ from torch import nn
 from ..errors import CheckpointError, ConfigError
 from ..models import SCALES, SRModel, build_model
 from ..models.base import DEFAULT_RGB_MEAN
+from ..models.registry import plan_model
 from .format import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -483,7 +484,6 @@ def _per_channel(factor: torch.Tensor, w: torch.Tensor, dim: int, where: str) ->
 
 def _assemble(plan: _Plan, sd: dict[str, torch.Tensor], where: str) -> SRModel:
     """Build ``plan.arch`` and copy the source convs into it, checking every name and shape."""
-    from ..models.registry import plan_model
 
     try:
         implied = plan_model(plan.arch, plan.hparams)
