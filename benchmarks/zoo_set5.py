@@ -9,11 +9,10 @@ image, then the mean. Y nets (FSRCNN): the predicted Y is clipped, scaled and ro
 LR Y given to FSRCNN is our standard BT.601 Y (the model contract) and, in a second column, yjn870's
 preprocess (typo'd 64.738 coefficient, /256) with which the weights were trained and the reference measured.
 
-Duplicated here until the data branch lands (switch to the shared code after the merge):
-- SelfExSR pairing (``<Set>/image_SRF_<s>/img_NNN_SRF_<s>_{HR,LR}.png``) and B100's benchmark layout with
-  ``.jpg`` HR cropped to s × LR (:func:`selfexsr_pairs`, :func:`b100_pairs`);
-- the Y-float convention (RGB rounded, Y not): done with ``sr_compress.metrics.psnr(quantize=False)`` on a
-  pre-rounded image. Greyscale files (Set14 bridge) are expanded to R = G = B.
+Pairs come from the shared data code (``sr_compress.data.datasets.eval_pairs``: SelfExSR
+``image_SRF_<s>`` folders, B100's benchmark layout with ``.jpg`` HR mod-cropped to s × LR, greyscale files
+expanded to R = G = B); RGB nets are scored by ``sr_compress.evaluate.score`` with ``y="float"`` (Y-float) and
+``y="matlab"`` (Y-round). This script only orchestrates.
 
     PYTHONPATH=. .venv/bin/python benchmarks/zoo_set5.py                       # Set5, every zoo net
     PYTHONPATH=. .venv/bin/python benchmarks/zoo_set5.py --sets Set5 Set14 B100 --json /tmp/zoo.json
@@ -41,6 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from sr_compress.checkpoint import load_checkpoint  # noqa: E402
 from sr_compress.color import rgb_to_y  # noqa: E402
+from sr_compress.data.datasets import EvalPair, eval_pairs  # noqa: E402
+from sr_compress.evaluate import score  # noqa: E402
 from sr_compress.metrics import psnr  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -54,38 +55,8 @@ NETS = [
 ]
 
 
-def read_rgb(path: Path) -> torch.Tensor:
-    """(3,H,W) float32 in [0,1]; greyscale expanded to R = G = B."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGB"))
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
-
-
-def selfexsr_pairs(root: Path, scale: int) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    """(name, lr, hr) from a SelfExSR folder ``image_SRF_<s>`` (HR is already s × LR)."""
-    folder = root / f"image_SRF_{scale}"
-    out = []
-    for hr_path in sorted(folder.glob(f"img_*_SRF_{scale}_HR.png")):
-        lr_path = hr_path.with_name(hr_path.name.replace("_HR.png", "_LR.png"))
-        out.append((hr_path.name.split("_SRF")[0], read_rgb(lr_path), read_rgb(hr_path)))
-    return out
-
-
-def b100_pairs(root: Path, scale: int) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    """(id, lr, hr) from the benchmark layout; the ``.jpg`` HR cropped to s × LR, top-left kept."""
-    out = []
-    for hr_path in sorted((root / "HR").glob("*.jpg")):
-        lr = read_rgb(root / "LR_bicubic" / f"X{scale}" / f"{hr_path.stem}x{scale}.png")
-        hr = read_rgb(hr_path)[:, : lr.shape[1] * scale, : lr.shape[2] * scale]
-        out.append((hr_path.stem, lr, hr))
-    return out
-
-
-def pairs_for(dataset: str, scale: int) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    root = DATA / "benchmarks" / dataset
-    return b100_pairs(root, scale) if dataset == "B100" else selfexsr_pairs(root, scale)
+def pairs_for(dataset: str, scale: int) -> list[EvalPair]:
+    return eval_pairs(DATA / "benchmarks" / dataset, scale)
 
 
 def yjn870_y(rgb01: torch.Tensor) -> torch.Tensor:
@@ -103,8 +74,8 @@ def image_psnr(model, lr: torch.Tensor, hr: torch.Tensor, scale: int, typo_y: bo
         hr_y = rgb_to_y(hr.double())
         return (psnr(sr, hr_y, crop=scale, y=False, quantize=False),
                 psnr(sr, hr_y, crop=scale, y=False, quantize=True))
-    sr = (model(lr[None])[0].clamp(0, 1) * 255).round() / 255  # uint8 RGB
-    return psnr(sr, hr, crop=scale, y=True, quantize=False), psnr(sr, hr, crop=scale, y=True, quantize=True)
+    sr = model(lr[None])[0].clamp(0, 1)
+    return score("", sr, hr, scale, y="float").psnr_y, score("", sr, hr, scale, y="matlab").psnr_y
 
 
 def load(name: str, scale: int):
@@ -115,12 +86,13 @@ def load(name: str, scale: int):
 def evaluate(name: str, scale: int, dataset: str, model=None) -> dict:
     model = load(name, scale) if model is None else model
     t0 = time.perf_counter()
-    per = [(n, *image_psnr(model, lr, hr, scale)) for n, lr, hr in pairs_for(dataset, scale)]
+    pairs = pairs_for(dataset, scale)
+    per = [(p.name, *image_psnr(model, p.lr, p.hr, scale)) for p in pairs]
     row = {"net": name, "arch": model.arch, "scale": scale, "set": dataset, "images": len(per),
            "yfloat": float(np.mean([p[1] for p in per])), "yround": float(np.mean([p[2] for p in per])),
            "per_image_yfloat": [round(p[1], 3) for p in per]}
     if model.channels == 1:  # the input Y the weights were trained with
-        typo = [image_psnr(model, lr, hr, scale, typo_y=True) for _, lr, hr in pairs_for(dataset, scale)]
+        typo = [image_psnr(model, p.lr, p.hr, scale, typo_y=True) for p in pairs]
         row["yfloat_typo_input"] = float(np.mean([t[0] for t in typo]))
         row["yround_typo_input"] = float(np.mean([t[1] for t in typo]))
     row["seconds"] = round(time.perf_counter() - t0, 1)

@@ -10,6 +10,7 @@ import typing
 from typing import Any, TypeVar
 
 from .errors import ConfigError
+from .validate import parse_size as checked
 
 T = TypeVar("T")
 
@@ -72,7 +73,6 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
 def parse_size(text: str) -> tuple[int, int]:
     """"1920x1080" → (1920, 1080); positive, at most 65536 px a side and 2^28 px in all, checked before
     anything is allocated (:func:`sr_compress.validate.parse_size`)."""
-    from .validate import parse_size as checked
 
     return checked(text)
 

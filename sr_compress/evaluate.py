@@ -340,7 +340,7 @@ def npz_y_psnr(model: SRModel, images: list[tuple[str, torch.Tensor, torch.Tenso
     """Mean Y-PSNR of a Y-channel pre-upsampling model (VDSR) under the reference protocol: the model runs on
     the npz bicubic Y, its output is clipped to [0, 1] (by :func:`~sr_compress.metrics.psnr`), ``scale`` px are
     shaved at every border, and it is compared *unrounded* with the float ground truth — the protocol that
-    reproduces the AIL release's table to ±0.01 dB (tests/test_reference_vdsr.py)."""
+    reproduces the AIL release's table to ±0.01 dB (tests/models/test_reference_vdsr.py)."""
     if model.channels != 1 or not model.pre_upsample:
         raise ValueError(f"the npz protocol takes a Y-channel pre-upsampling model, not {model.arch}")
     model = model.eval()

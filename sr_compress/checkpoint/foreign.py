@@ -20,6 +20,7 @@ from torch import nn
 from ..errors import CheckpointError, ConfigError
 from ..models import SCALES, SRModel, build_model
 from ..models.base import DEFAULT_RGB_MEAN
+from ..models.registry import plan_model
 from .format import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -298,6 +299,16 @@ def _lightweight_common(sd: dict[str, Any], opts: _Options, head: str, up: str) 
     return int(n_feats), int(channels), scale
 
 
+def _lightweight_keymap(head: str, block: str, body_conv: str, fuse: str | None = None) -> Callable[[str], str]:
+    """Our key -> upstream key for the IMDN/RFDN/RLFN layout: head, numbered blocks (``<block><i>``, from 1),
+    the optional 1x1 fuse conv, the conv after the body, and a pixel-shuffle upsampler."""
+    rules = [(r"head\.(.*)", rf"{head}.\1"), (r"body\.(\d+)\.(.*)", rf"{block}\1.\2")]
+    if fuse is not None:
+        rules.append((r"fuse\.(.*)", rf"{fuse}.\1"))
+    rules += [(r"body_conv\.(.*)", rf"{body_conv}.\1"), (r"tail\.0\.(.*)", r"upsampler.0.\1")]
+    return _block_index(_renamer(rules))
+
+
 def _plan_imdn(sd: dict[str, Any], opts: _Options) -> _Plan:
     n_feats, channels, scale = _lightweight_common(sd, opts, "fea_conv", "upsampler.0")
     n_blocks = _count_from_1(sd, r"IMDB(\d+)\.c1\.weight", opts.where)
@@ -306,9 +317,7 @@ def _plan_imdn(sd: dict[str, Any], opts: _Options) -> _Plan:
     opts.fixed("img_range", 1.0)  # IMDN computes on [0, 1] (test_IMDN.py: im / 255)
     hp = {"scale": scale, "n_feats": n_feats, "n_blocks": n_blocks, "channels": channels, "distilled": d,
           "cca_feats": cca}
-    rules = [(r"head\.(.*)", r"fea_conv.\1"), (r"body\.(\d+)\.(.*)", r"IMDB\1.\2"), (r"fuse\.(.*)", r"c.0.\1"),
-             (r"body_conv\.(.*)", r"LR_conv.\1"), (r"tail\.0\.(.*)", r"upsampler.0.\1")]
-    return _Plan("imdn", "imdn", hp, [], keymap=_block_index(_renamer(rules)))
+    return _Plan("imdn", "imdn", hp, [], keymap=_lightweight_keymap("fea_conv", "IMDB", "LR_conv", fuse="c.0"))
 
 
 def _img_range_255(opts: _Options, upstream: str) -> float:
@@ -322,9 +331,7 @@ def _plan_rfdn(sd: dict[str, Any], opts: _Options) -> _Plan:
     f = int(_conv_weight(sd, "B1.esa.conv1.weight", opts.where).shape[0])
     hp = {"scale": scale, "n_feats": n_feats, "n_blocks": n_blocks, "channels": channels, "distilled": d,
           "esa_feats": f, "img_range": _img_range_255(opts, "RFDN's test.py (uint2tensor4 divides by 1)")}
-    rules = [(r"head\.(.*)", r"fea_conv.\1"), (r"body\.(\d+)\.(.*)", r"B\1.\2"), (r"fuse\.(.*)", r"c.0.\1"),
-             (r"body_conv\.(.*)", r"LR_conv.\1"), (r"tail\.0\.(.*)", r"upsampler.0.\1")]
-    return _Plan("rfdn", "rfdn", hp, [], keymap=_block_index(_renamer(rules)))
+    return _Plan("rfdn", "rfdn", hp, [], keymap=_lightweight_keymap("fea_conv", "B", "LR_conv", fuse="c.0"))
 
 
 def _plan_rlfn(sd: dict[str, Any], opts: _Options) -> _Plan:
@@ -334,9 +341,7 @@ def _plan_rlfn(sd: dict[str, Any], opts: _Options) -> _Plan:
     esa = int(_conv_weight(sd, "block_1.esa.conv1.weight", opts.where).shape[0])
     hp = {"scale": scale, "n_feats": n_feats, "n_blocks": n_blocks, "channels": channels, "mid_feats": mid,
           "esa_feats": esa, "img_range": _img_range_255(opts, "RLFN's test_demo.py (x 255)")}
-    rules = [(r"head\.(.*)", r"conv_1.\1"), (r"body\.(\d+)\.(.*)", r"block_\1.\2"),
-             (r"body_conv\.(.*)", r"conv_2.\1"), (r"tail\.0\.(.*)", r"upsampler.0.\1")]
-    return _Plan("rlfn", "rlfn", hp, [], keymap=_block_index(_renamer(rules)))
+    return _Plan("rlfn", "rlfn", hp, [], keymap=_lightweight_keymap("conv_1", "block_", "conv_2"))
 
 
 def _plan_srvgg(sd: dict[str, Any], opts: _Options) -> _Plan:
@@ -483,7 +488,6 @@ def _per_channel(factor: torch.Tensor, w: torch.Tensor, dim: int, where: str) ->
 
 def _assemble(plan: _Plan, sd: dict[str, torch.Tensor], where: str) -> SRModel:
     """Build ``plan.arch`` and copy the source convs into it, checking every name and shape."""
-    from ..models.registry import plan_model
 
     try:
         implied = plan_model(plan.arch, plan.hparams)

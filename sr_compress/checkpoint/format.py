@@ -12,9 +12,11 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..errors import CheckpointError, first_line
+from ..errors import CheckpointError, ConfigError, first_line
 from ..fileio import atomic_write
 from ..models import SRModel, build_model
+from ..models.registry import check_state_fits, plan_model
+from ..validate import check_json_data
 
 FORMAT = "srcompress/1"
 
@@ -64,7 +66,6 @@ MAX_PROVENANCE_DEPTH = 16
 
 def check_provenance(prov: Any, where: str) -> list[dict[str, Any]]:
     """A checkpoint's provenance: a bounded list of plain-data records (CheckpointError otherwise)."""
-    from ..validate import check_json_data
 
     if prov is None:
         return []
@@ -80,8 +81,6 @@ def check_provenance(prov: Any, where: str) -> list[dict[str, Any]]:
 def model_from_dict(data: dict[str, Any], where: str = "checkpoint") -> SRModel:
     """Rebuild a model from our format's dict: hparams and provenance are checked, the implied tensors
     (built on the meta device) compared with the stored ones, and only then is the model allocated."""
-    from ..errors import ConfigError
-    from ..models.registry import check_state_fits, plan_model
 
     try:
         arch, hparams, state = data["arch"], data["hparams"], data["state_dict"]
@@ -109,7 +108,6 @@ def check_agrees(model: SRModel, where: str, **given: Any) -> None:
     """Options given for a model loaded from ``where`` must agree with it: ``check_agrees(m, "M.pt", scale=3)``
     on a ×2 model is a ConfigError (an option that contradicts the checkpoint is refused, never ignored).
     ``None`` values were not given and are skipped; names are hparams (``scale``, ``channels``, …)."""
-    from ..errors import ConfigError
 
     for name, value in given.items():
         if value is None:

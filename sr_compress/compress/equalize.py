@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..models import SRModel
+from ..models import SRModel, build_model
 
 #: margin below the calibration minimum, as a fraction of the channel's calibrated span
 DEFAULT_MARGIN = 0.25
@@ -202,7 +202,6 @@ def _extend_prelu(act: nn.PReLU) -> nn.PReLU:
 
 def _rebuild(model: SRModel, work: SRModel, specs: list[dict[str, Any]]) -> SRModel:
     """A fresh float32 PlainSR with the new widths, loaded from ``work``'s tensors."""
-    from ..models import build_model
 
     hp = {**model.hparams, "layers": specs}
     out = build_model("plain", **hp)

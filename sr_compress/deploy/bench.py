@@ -35,9 +35,9 @@ from typing import Any
 
 from ..errors import ConfigError, InputError
 from ..fileio import require_file
-from .bound import GraphCost, graph_cost, load_graph, with_input_shape
+from .bound import GraphCost, graph_cost, graph_precision, load_graph, with_input_shape
 from .memory import probe_env, run_probe
-from .runners import ORT_PRESETS, Runner, check_device, model_kind, open_runner, preset_options
+from .runners import ORT_PRESETS, TORCH_PRECISIONS, Runner, check_device, model_kind, open_runner, preset_options
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,7 @@ def inspect_model(path: str | os.PathLike, scale: int | None = None) -> ModelSpe
     p = require_file(path, "model")
     if model_kind(p) == "onnx":
         return _inspect_onnx(p, scale)
+    # lazy: .onnx/..checkpoint import torch; deploy.bench stays torch-free at import (bench --help, memory probe)
     from ..checkpoint import load_checkpoint
 
     m = load_checkpoint(p).model
@@ -183,6 +184,7 @@ def inspect_model(path: str | os.PathLike, scale: int | None = None) -> ModelSpe
 
 def _inspect_onnx(p: Path, scale: int | None) -> ModelSpec:
     """From the metadata our exporter writes; without it, scale and channels from the graph's shapes."""
+    # lazy: .onnx/..checkpoint import torch; deploy.bench stays torch-free at import (bench --help, memory probe)
     from .onnx import check_sr_onnx, meta_int
 
     sig = check_sr_onnx(p)
@@ -222,6 +224,7 @@ def model_cost(spec: ModelSpec, shape: Sequence[int]) -> GraphCost:
     """Graph cost at ``shape``; a .pt model is exported to an in-memory ONNX graph first."""
     if spec.kind == "onnx":
         return graph_cost(spec.path, shape)
+    # lazy: .onnx/..checkpoint import torch; deploy.bench stays torch-free at import (bench --help, memory probe)
     from ..checkpoint import load_checkpoint
     from .onnx import to_onnx
 
@@ -433,7 +436,6 @@ def bench_models(paths: Sequence[str | os.PathLike], *, device: str = "cpu",
     applies a preset's glibc malloc threshold to *this* process for the timing, as the memory probes get it;
     that is process-wide and lasts, so pass False inside a long-lived process that does other work.
     """
-    from .runners import TORCH_PRECISIONS
 
     if precision not in TORCH_PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(TORCH_PRECISIONS)} "
@@ -445,6 +447,7 @@ def bench_models(paths: Sequence[str | os.PathLike], *, device: str = "cpu",
     check_device(device)
     import torch
 
+    # lazy: .onnx/..checkpoint import torch; deploy.bench stays torch-free at import (bench --help, memory probe)
     from .onnx import OPT_LEVEL
 
     threads = threads or torch.get_num_threads()
@@ -498,7 +501,6 @@ def _model_result(e: _Entry, times: list[float], device: str, threads: int, peak
 
 
 def _onnx_precision(path: Path) -> str:
-    from .quantize import graph_precision
 
     return graph_precision(load_graph(path))
 

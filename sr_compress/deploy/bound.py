@@ -30,6 +30,9 @@ from onnx import helper, shape_inference
 from ..errors import ConfigError, InputError
 from .tiling import constant_names
 
+PRECISIONS = ("int8", "fp16", "bf16")
+META_PRECISION = "precision"
+
 MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 PARAM_OPS = MAC_OPS + ("PRelu",)
 
@@ -297,3 +300,20 @@ def _peak_dtypes(model: onnx.ModelProto, at: int) -> dict[str, int]:
             out[key] = out.get(key, 0) + t.nbytes
     del infos
     return dict(sorted(out.items()))
+
+
+def graph_precision(model: onnx.ModelProto) -> str:
+    """``int8`` (QDQ or QLinear ops), ``fp16``, ``bf16`` or ``float32``: recorded metadata first, else by
+    the graph's content."""
+    meta = {p.key: p.value for p in model.metadata_props}
+    if meta.get(META_PRECISION) in PRECISIONS:
+        return meta[META_PRECISION]
+    ops = {n.op_type for n in model.graph.node}
+    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger"}:
+        return "int8"
+    types = {t.data_type for t in model.graph.initializer}
+    if onnx.TensorProto.FLOAT16 in types:
+        return "fp16"
+    if onnx.TensorProto.BFLOAT16 in types:
+        return "bf16"
+    return "float32"

@@ -29,12 +29,14 @@ import onnx
 import torch
 
 from .. import __version__
+from ..checkpoint.onnx_model import load_onnx_model
 from ..errors import ConfigError, InputError, VerificationError, first_line
 from ..fileio import atomic_write, check_output, require_file
 from ..infer import default_real_images, model_space_input
 from ..models import SRModel
-from ..validate import finite_float, within, worst_of
+from ..validate import check_json_data, finite_float, within, worst_of
 from . import tiling
+from .bound import graph_cost, load_graph
 
 DEFAULT_OPSET = 17
 #: Absolute tolerance on the [0, 1] output: 1/40 of an 8-bit grey level. float32 reassociation between
@@ -472,7 +474,6 @@ def read_metadata(model: onnx.ModelProto) -> dict[str, str]:
 def meta_json(meta: dict[str, str], key: str, default: Any, where: str) -> Any:
     """A JSON metadata entry of an ONNX file (hparams, provenance), bounded like a checkpoint's; InputError if
     it is not JSON, too deep or too large."""
-    from ..validate import check_json_data
 
     text = meta.get(key)
     if text is None:
@@ -507,8 +508,6 @@ def onnx_info(path: str | os.PathLike, *, size: tuple[int, int] = (320, 180),
               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """``srcompress info M.onnx``: arch, hparams, params, MACs/FLOPs at LR size ``size`` (W×H), ops, plain
     verdict, receptive radius and provenance, the same keys as ``workflows.model_info`` where they apply."""
-    from ..checkpoint.onnx_model import load_onnx_model
-    from .bound import graph_cost, load_graph
 
     check_sr_onnx(path)
     where = str(path)

@@ -38,11 +38,20 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from ..checkpoint import load_checkpoint
+from ..color import rgb_to_ycbcr, ycbcr_to_rgb
+from ..compress.equalize import equalize_plain
+from ..data.datasets import EvalPair, default_images, load_dataset, load_images
 from ..errors import ConfigError, DataError, InputError, VerificationError, first_line
 from ..fileio import atomic_write, check_output, require_file
+from ..imresize import imresize
+from ..metrics import psnr
+from ..models import SRModel
 from ..validate import finite_float, within
+from .bench import inspect_model
+from .bound import META_PRECISION, PRECISIONS, graph_precision
+from .onnx import export_onnx, ort_session, run_session, session_options
 
-PRECISIONS = ("int8", "fp16", "bf16")
 METHODS = ("minmax", "percentile", "entropy")
 #: default calibration: 48 random LR patches of 64×64 from the bundled training photos (the issue's setting)
 DEFAULT_PATCHES = 48
@@ -59,7 +68,6 @@ SUPPORTED_OPS = frozenset({
 })
 #: float inputs that must stay float32 in a 16-bit graph: (op, input index)
 _KEEP_FLOAT32 = frozenset({("Resize", 1), ("Resize", 2), ("Pad", 2), ("Clip", 1), ("Clip", 2)})
-META_PRECISION = "precision"
 META_QUANT = "quantization"
 
 
@@ -215,7 +223,6 @@ def float_graph(model: Any, *, calib: Any = None, rewrite: bool = True, seed: in
     Plain checkpoints get :func:`sr_compress.compress.equalize.equalize_plain` (calibrated on ``calib``)
     before export when ``rewrite``; ONNX files are taken as they are (the rewrites need the checkpoint).
     """
-    from ..models import SRModel
 
     if isinstance(model, str | os.PathLike):
         path = require_file(model, "model")
@@ -224,7 +231,6 @@ def float_graph(model: Any, *, calib: Any = None, rewrite: bool = True, seed: in
             return data, info, rep, data
         if path.suffix.lower() not in (".pt", ".pth"):
             raise InputError(f"{path}: give a .pt checkpoint or a float32 .onnx graph")
-        from ..checkpoint import load_checkpoint
 
         model = load_checkpoint(path).model
     if not isinstance(model, SRModel):
@@ -234,7 +240,6 @@ def float_graph(model: Any, *, calib: Any = None, rewrite: bool = True, seed: in
     reference = _export_bytes(model)
     if not (rewrite and model.arch == "plain"):
         return reference, _model_info(model), rewrites, reference
-    from ..compress.equalize import equalize_plain
 
     lr = calibration_patches(calib, _model_info(model), 16, DEFAULT_PATCH, seed)
     model, rep = equalize_plain(model, torch.from_numpy(lr), **(options or {}))
@@ -246,7 +251,6 @@ def _model_info(model: Any) -> dict[str, Any]:
 
 
 def _export_bytes(model: Any) -> bytes:
-    from .onnx import export_onnx
 
     with tempfile.TemporaryDirectory(prefix="srq_") as tmp:
         path = Path(tmp) / "float.onnx"
@@ -255,7 +259,6 @@ def _export_bytes(model: Any) -> bytes:
 
 
 def _onnx_float(path: Path) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
-    from .bench import inspect_model
 
     data = path.read_bytes()
     try:
@@ -283,8 +286,6 @@ def check_supported(model: onnx.ModelProto) -> None:
 # -- data ----------------------------------------------------------------------------------------------------
 def _model_space(x: torch.Tensor, info: dict[str, Any]) -> torch.Tensor:
     """RGB LR batch → what the network takes (Y for 1-channel models, bicubic-upscaled for pre-upsampling)."""
-    from ..color import rgb_to_ycbcr
-    from ..imresize import imresize
 
     if info["channels"] == 1:
         x = rgb_to_ycbcr(x)[:, :1]
@@ -298,8 +299,6 @@ def calibration_patches(source: Any, info: dict[str, Any], patches: int, patch_s
     """``patches`` random LR crops (N, C, p, p) float32 of the images of ``source`` (None/"default": the bundled
     training photos), each HR image bicubic-downscaled by the model's scale. DataError for a folder without
     images or images smaller than a patch."""
-    from ..data.datasets import default_images, load_images
-    from ..imresize import imresize
 
     images = default_images("train") if source is None or str(source) == "default" else load_images(source)
     scale, hp = info["scale"], patch_size * info["scale"]
@@ -322,8 +321,6 @@ def held_out_pairs(source: Any, scale: int, max_side: int | None = 256) -> list[
     """Evaluation pairs (bundled validation photos by default): HR centre-cropped to ``max_side`` (None: whole)
     and mod-cropped, LR by MATLAB-compatible bicubic downscaling — or a folder's stored HR/LR pairs, cropped
     alike."""
-    from ..data.datasets import EvalPair, load_dataset
-    from ..imresize import imresize
 
     items = load_dataset(None if source is None or str(source) == "default" else source, scale, "bi", "val")
     out = []
@@ -344,7 +341,6 @@ def held_out_pairs(source: Any, scale: int, max_side: int | None = 256) -> list[
 def score_pairs(float_session: Any, quant_session: Any, pairs: Sequence[Any],
                 info: dict[str, Any]) -> list[ImageDelta]:
     """Run both sessions on each pair: Y-PSNR against HR and the max output difference (8-bit levels)."""
-    from ..metrics import psnr
 
     out = []
     for p in pairs:
@@ -356,9 +352,6 @@ def score_pairs(float_session: Any, quant_session: Any, pairs: Sequence[Any],
 
 def _upscale(session: Any, lr_rgb: torch.Tensor, info: dict[str, Any]) -> torch.Tensor:
     """RGB LR → RGB SR in [0, 1] through an ORT session (Y models: Cb/Cr bicubic, as :func:`super_resolve`)."""
-    from ..color import rgb_to_ycbcr, ycbcr_to_rgb
-    from ..imresize import imresize
-    from .onnx import run_session
 
     y = torch.from_numpy(run_session(session, _model_space(lr_rgb, info).numpy()).astype(np.float32))
     if info["channels"] == 1:
@@ -371,8 +364,6 @@ def onnx_upscaler(path: str | os.PathLike, *, threads: int | None = None) -> tup
     """``(upscale, scale, precision)`` for an ONNX file (float32, int8 or fp16 alike): ``upscale`` maps an RGB LR
     batch (NCHW, [0, 1]) to the RGB SR batch in [0, 1] through onnxruntime, as :func:`infer.super_resolve` does
     for a checkpoint (Y models: Cb/Cr bicubic). For ``eval`` of ONNX files."""
-    from .bench import inspect_model
-    from .onnx import ort_session
 
     spec = inspect_model(path)
     session = ort_session(path, threads=threads)
@@ -387,7 +378,6 @@ def onnx_upscaler(path: str | os.PathLike, *, threads: int | None = None) -> tup
 def _session(data: bytes, precision: str) -> Any:
     import onnxruntime as ort
 
-    from .onnx import session_options
 
     try:
         return ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
@@ -673,21 +663,6 @@ def weights_by_dtype(graph: onnx.GraphProto) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def graph_precision(model: onnx.ModelProto) -> str:
-    """``int8`` (QDQ or QLinear ops), ``fp16``, ``bf16`` or ``float32``: recorded metadata first, else by
-    the graph's content."""
-    meta = {p.key: p.value for p in model.metadata_props}
-    if meta.get(META_PRECISION) in PRECISIONS:
-        return meta[META_PRECISION]
-    ops = {n.op_type for n in model.graph.node}
-    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger"}:
-        return "int8"
-    types = {t.data_type for t in model.graph.initializer}
-    if TensorProto.FLOAT16 in types:
-        return "fp16"
-    if TensorProto.BFLOAT16 in types:
-        return "bf16"
-    return "float32"
 
 
 def _with_metadata(model: onnx.ModelProto, precision: str, method: str, per_channel: bool,

@@ -22,6 +22,8 @@ from ..fileio import atomic_write, atomic_write_text, check_output
 from ..models import SRModel, count_params
 from ..visual import save_comparison
 from .bench import BenchResult, ModelBench
+from .bound import count_params as graph_params
+from .quantize import onnx_upscaler
 from .report import MB, plot, settings_line
 
 
@@ -60,8 +62,6 @@ class _Graph:
     def __init__(self, path: str | os.PathLike) -> None:
         import onnx
 
-        from .bound import count_params as graph_params
-        from .quantize import onnx_upscaler
 
         self.upscale, self.scale, self.precision = onnx_upscaler(path)
         graph = onnx.load(str(path))

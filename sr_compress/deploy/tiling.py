@@ -594,6 +594,7 @@ def upscale_tiled(model: Any, lr_rgb: Any, *, tile: int | None = None, max_bytes
     VDSR's bicubic-upscaled input) is :func:`sr_compress.infer.super_resolve`'s; only the network runs per
     tile, so the result equals untiled ``super_resolve`` to ≤ 1e-5. Tile options as in :func:`tiled_network`.
     """
+    # lazy: ..infer imports torch; deploy.tiling stays torch-free at import
     from ..infer import super_resolve
 
     return super_resolve(tiled_network(model, tile=tile, max_bytes=max_bytes, halo=halo), lr_rgb)

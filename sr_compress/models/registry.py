@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..registry import Registry
 from ..validate import check_json_data
 
@@ -181,7 +181,6 @@ def check_state_fits(plan: ModelPlan, state: Any, where: str, error: type[Config
     A small file whose hparams claim a huge model fails here instead of allocating."""
     import torch
 
-    from ..errors import CheckpointError
 
     err = error or CheckpointError
     if not isinstance(state, Mapping):

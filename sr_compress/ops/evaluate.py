@@ -13,6 +13,7 @@ from typing import Any
 from ..checkpoint import LoadedModel
 from ..compress.truncate import ElasticTable, evaluate_depths
 from ..data.layouts import find_benchmark_sets
+from ..deploy.quantize import graph_precision, onnx_upscaler
 from ..deploy.tiling import tiled_network
 from ..errors import ConfigError
 from ..evaluate import (
@@ -30,7 +31,7 @@ from ..evaluate import (
     npz_y_psnr,
     write_table,
 )
-from ..fileio import check_output
+from ..fileio import check_output, require_file
 from ..models import SRModel
 from ..visual import save_comparison
 from .common import data_inputs, load_model
@@ -63,7 +64,6 @@ def evaluate_onnx(path: str | Path, *, data: str | Path | None = None, degradati
                   with_bicubic: bool = True, crops: str | Path | None = None, force: bool = False,
                   y: str = DEFAULT_Y) -> list[EvalReport]:
     """Like :func:`evaluate_images` for an ONNX graph run by onnxruntime (any precision; float32 I/O)."""
-    from ..deploy.quantize import onnx_upscaler
 
     if crops is not None:
         check_output(crops, force=force)
@@ -122,8 +122,6 @@ def _quantised(path: str | Path) -> bool:
     """Whether an ONNX graph holds int8 / fp16 / bf16 parts (run by :func:`evaluate_onnx`)."""
     import onnx
 
-    from ..deploy.quantize import graph_precision
-    from ..fileio import require_file
 
     return graph_precision(onnx.load(str(require_file(path, "ONNX model")), load_external_data=False)) != "float32"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoint import is_onnx_file
+from ..deploy.onnx import onnx_info
 from ..fileio import require_file
 from ..metrics import count_macs, count_params
 from .common import load_model
@@ -18,7 +19,6 @@ def model_info(path: str | Path, *, size: tuple[int, int] = (320, 180),
     img_range, res_scale…) or what an ONNX graph does not say (scale, input_range, colour)."""
     p = Path(path)
     if is_onnx_file(require_file(p, "model")):
-        from ..deploy.onnx import onnx_info
 
         return onnx_info(p, size=size, overrides=overrides)
     loaded = load_model(p, overrides=overrides)

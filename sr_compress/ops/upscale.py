@@ -11,6 +11,7 @@ from ..deploy.outputs import plan_upscale_outputs
 from ..deploy.tiling import tiled_network
 from ..fileio import atomic_write
 from ..infer import super_resolve
+from ..validate import finite_float
 from .common import load_model
 
 
@@ -52,7 +53,6 @@ def upscale(model: str | Path, images: Sequence[str | Path], out: str | Path, *,
             max_memory_mb: float | None = None, halo: int | None = None, overrides: dict[str, Any] | None = None,
             force: bool = False) -> list[Path]:
     """Upscale ``images`` with the model file ``model`` (a checkpoint of any format, or ``.onnx``)."""
-    from ..validate import finite_float
 
     if max_memory_mb is not None:
         finite_float(max_memory_mb, "--max-memory-mb", min=0, min_open=True, max=1 << 40)

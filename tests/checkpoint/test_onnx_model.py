@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import shutil
-import warnings
 
 import pytest
 import torch
+from helpers.onnx import Range255, export_raw
 from torch import nn
 
 from sr_compress.checkpoint import OnnxModel, load_checkpoint, save_checkpoint
@@ -16,33 +16,10 @@ from sr_compress.errors import CheckpointError, ConfigError
 from sr_compress.infer import super_resolve
 from sr_compress.models import build_model, tiny_hparams
 
-DYNAMIC = {"x": {0: "n", 2: "h", 3: "w"}}
-
 
 def tiny(arch="edsr", seed=0, scale=2, **over):
     torch.manual_seed(seed)
     return build_model(arch, **{**tiny_hparams(arch, scale), **over}).eval()
-
-
-def export_raw(module, path, inputs=None, dynamic=DYNAMIC, names=("x",), channels=3):
-    """A foreign export: torch.onnx.export without our metadata (what other code bases ship)."""
-    args = inputs if inputs is not None else (torch.rand(1, channels, 16, 16),)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), args, str(path), dynamo=False, input_names=list(names),
-                          output_names=["y"], dynamic_axes=dynamic, opset_version=17)
-    return path
-
-
-class Range255(nn.Module):
-    """A net that takes and returns [0, 255] (divides its input by 255 first)."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        return self.net(x / 255.0) * 255.0
 
 
 class Internal255(nn.Module):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.images import random_rgb, save_image
 from PIL import Image
 
 from sr_compress.data.datasets import (
@@ -25,17 +26,6 @@ from sr_compress.data.datasets import (
 from sr_compress.data.degrade import NOISE_LEVEL, degrade, mod_crop
 from sr_compress.errors import ConfigError, DataError
 from sr_compress.imresize import imresize
-
-
-def _rgb(h: int, w: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-def _save(path: Path, arr: np.ndarray, mode: str | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    im = Image.fromarray(arr)
-    (im.convert(mode) if mode else im).save(path)
-    return path
 
 
 def _coded(h: int, w: int) -> torch.Tensor:
@@ -80,21 +70,21 @@ def test_default_eval_pairs_are_mod_cropped_and_deterministic():
 
 # -- folders -------------------------------------------------------------------------------------------------
 def test_load_images_reads_supported_files_sorted(tmp_path):
-    _save(tmp_path / "b.png", _rgb(20, 24, 1))
-    _save(tmp_path / "a.BMP", _rgb(18, 16, 2))
-    _save(tmp_path / "c.tif", _rgb(16, 16, 3))
+    save_image(tmp_path / "b.png", random_rgb(20, 24, 1))
+    save_image(tmp_path / "a.BMP", random_rgb(18, 16, 2))
+    save_image(tmp_path / "c.tif", random_rgb(16, 16, 3))
     (tmp_path / "notes.txt").write_text("not an image")
     images = load_images(tmp_path)
     assert [im.name for im in images] == ["a", "b", "c"]
     assert images[1].hr.shape == (3, 20, 24) and images[1].hr.dtype == torch.float32
-    assert torch.equal(images[1].hr, torch.from_numpy(_rgb(20, 24, 1)).permute(2, 0, 1).float() / 255)
+    assert torch.equal(images[1].hr, torch.from_numpy(random_rgb(20, 24, 1)).permute(2, 0, 1).float() / 255)
 
 
 @pytest.mark.parametrize("setup,match", [
     (lambda d: None, "image folder not found"),
     (lambda d: (d.mkdir(), (d / "x.txt").write_text("")), "no images"),
     (lambda d: (d.mkdir(), (d / "broken.png").write_bytes(b"not a png")), "broken.png: not a readable image"),
-    (lambda d: _save(d / "alpha.png", np.dstack([_rgb(16, 16), np.full((16, 16), 7, np.uint8)])),
+    (lambda d: save_image(d / "alpha.png", np.dstack([random_rgb(16, 16), np.full((16, 16), 7, np.uint8)])),
      r"alpha.png: image mode RGBA has transparent pixels"),
 ])
 def test_folder_errors_are_one_clear_line(tmp_path, setup, match):
@@ -107,9 +97,9 @@ def test_folder_errors_are_one_clear_line(tmp_path, setup, match):
 
 def _benchmark(root: Path, scale: int = 2) -> None:
     for name, (h, w) in {"baby": (24, 20), "bird": (17, 22)}.items():
-        hr = _rgb(h, w, len(name))
-        _save(root / "HR" / f"{name}.png", hr)
-        _save(root / "LR_bicubic" / f"X{scale}" / f"{name}x{scale}.png", hr[: h // scale * scale: scale,
+        hr = random_rgb(h, w, len(name))
+        save_image(root / "HR" / f"{name}.png", hr)
+        save_image(root / "LR_bicubic" / f"X{scale}" / f"{name}x{scale}.png", hr[: h // scale * scale: scale,
                                                                                : w // scale * scale: scale])
 
 
@@ -128,19 +118,19 @@ def test_benchmark_layout_gives_the_stored_pairs(tmp_path):
 
 def test_div2k_layout_and_split_choice(tmp_path):
     for prefix, seed in (("DIV2K_train", 1), ("DIV2K_valid", 2)):
-        hr = _rgb(24, 24, seed)
-        _save(tmp_path / f"{prefix}_HR" / "0001.png", hr)
-        _save(tmp_path / f"{prefix}_LR_bicubic" / "X4" / "0001x4.png", hr[::4, ::4])
+        hr = random_rgb(24, 24, seed)
+        save_image(tmp_path / f"{prefix}_HR" / "0001.png", hr)
+        save_image(tmp_path / f"{prefix}_LR_bicubic" / "X4" / "0001x4.png", hr[::4, ::4])
     val = eval_pairs(tmp_path, 4)
     train = load_dataset(tmp_path, 4, split="train")
     assert val[0].lr.shape == (3, 6, 6)
-    assert torch.equal(val[0].hr, torch.from_numpy(_rgb(24, 24, 2)).permute(2, 0, 1).float() / 255)
-    assert torch.equal(train[0].hr, torch.from_numpy(_rgb(24, 24, 1)).permute(2, 0, 1).float() / 255)
+    assert torch.equal(val[0].hr, torch.from_numpy(random_rgb(24, 24, 2)).permute(2, 0, 1).float() / 255)
+    assert torch.equal(train[0].hr, torch.from_numpy(random_rgb(24, 24, 1)).permute(2, 0, 1).float() / 255)
 
 
 def test_paired_layout_errors(tmp_path):
     _benchmark(tmp_path)
-    _save(tmp_path / "LR_bicubic" / "X2" / "babyx2.png", _rgb(11, 10))
+    save_image(tmp_path / "LR_bicubic" / "X2" / "babyx2.png", random_rgb(11, 10))
     msg = r"babyx2.png: LR size 10x11 is not HR size 20x24 / 2 \(expected 10x12\)"
     with pytest.raises(DataError, match=msg):
         eval_pairs(tmp_path, 2)
@@ -152,9 +142,9 @@ def test_paired_layout_errors(tmp_path):
 
 
 def test_lr_named_like_its_hr_file_and_palette_images(tmp_path):
-    hr = _rgb(16, 16)
-    _save(tmp_path / "HR" / "a.png", hr, "P")  # palette without transparency: expanded to RGB
-    _save(tmp_path / "LR_bicubic" / "X2" / "a.png", hr[::2, ::2])
+    hr = random_rgb(16, 16)
+    save_image(tmp_path / "HR" / "a.png", hr, "P")  # palette without transparency: expanded to RGB
+    save_image(tmp_path / "LR_bicubic" / "X2" / "a.png", hr[::2, ::2])
     (pair,) = eval_pairs(tmp_path, 2)
     palette = np.asarray(Image.open(tmp_path / "HR" / "a.png").convert("RGB"))
     assert torch.equal(pair.hr, torch.from_numpy(palette.copy()).permute(2, 0, 1).float() / 255)
@@ -162,7 +152,7 @@ def test_lr_named_like_its_hr_file_and_palette_images(tmp_path):
 
 
 def test_hr_only_folder_pairs_are_mod_cropped(tmp_path):
-    _save(tmp_path / "img.png", _rgb(29, 35))
+    save_image(tmp_path / "img.png", random_rgb(29, 35))
     (pair,) = eval_pairs(tmp_path, 3)
     assert pair.hr.shape == (3, 27, 33) and pair.lr.shape == (3, 9, 11)
 

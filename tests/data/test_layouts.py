@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import SHARED_DATA
+from helpers.images import random_rgb, save_image
 from PIL import Image
 
 from sr_compress.data.datasets import eval_pairs, load_dataset
@@ -17,17 +18,6 @@ from sr_compress.errors import DataError
 from sr_compress.imresize import imresize
 
 SIZES = {"img_001": (26, 20), "img_002": (17, 22)}  # (H, W) before the mod-crop
-
-
-def _rgb(h: int, w: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-def _save(path: Path, arr: np.ndarray, mode: str | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    im = Image.fromarray(arr)
-    (im.convert(mode) if mode else im).save(path)
-    return path
 
 
 def _lr(hr: np.ndarray, s: int) -> np.ndarray:
@@ -39,23 +29,23 @@ def _lr(hr: np.ndarray, s: int) -> np.ndarray:
 
 def _selfexsr(root: Path, s: int = 2) -> Path:
     for i, (name, (h, w)) in enumerate(SIZES.items()):
-        hr = _rgb(h, w, i)[: h // s * s, : w // s * s]  # SelfExSR HR files are mod-cropped per scale
-        _save(root / f"image_SRF_{s}" / f"{name}_SRF_{s}_HR.png", hr)
-        _save(root / f"image_SRF_{s}" / f"{name}_SRF_{s}_LR.png", _lr(hr, s))
+        hr = random_rgb(h, w, i)[: h // s * s, : w // s * s]  # SelfExSR HR files are mod-cropped per scale
+        save_image(root / f"image_SRF_{s}" / f"{name}_SRF_{s}_HR.png", hr)
+        save_image(root / f"image_SRF_{s}" / f"{name}_SRF_{s}_LR.png", _lr(hr, s))
     return root
 
 
 def _basicsr(root: Path, s: int = 2, hr_ext: str = ".png") -> Path:
     for i, (name, (h, w)) in enumerate(SIZES.items()):
-        hr = _rgb(h, w, i)  # uncropped, like B100's original JPEG files
-        _save(root / "HR" / f"{name}{hr_ext}", hr)
-        _save(root / "LR_bicubic" / f"X{s}" / f"{name}x{s}.png", _lr(hr, s))
+        hr = random_rgb(h, w, i)  # uncropped, like B100's original JPEG files
+        save_image(root / "HR" / f"{name}{hr_ext}", hr)
+        save_image(root / "LR_bicubic" / f"X{s}" / f"{name}x{s}.png", _lr(hr, s))
     return root
 
 
 def _hr_only(root: Path) -> Path:
     for i, (name, (h, w)) in enumerate(SIZES.items()):
-        _save(root / f"{name}.png", _rgb(h, w, i))
+        save_image(root / f"{name}.png", random_rgb(h, w, i))
     return root
 
 
@@ -99,14 +89,14 @@ def test_jpeg_hr_pairs_by_name_and_is_mod_cropped(tmp_path):
 
 def test_a_mixed_folder_is_never_read_as_hr_only(tmp_path):
     mixed = tmp_path / "mixed"
-    _save(mixed / "baby.png", _rgb(8, 8, 0))
-    _save(mixed / "babyx2.png", _rgb(4, 4, 0))
+    save_image(mixed / "baby.png", random_rgb(8, 8, 0))
+    save_image(mixed / "babyx2.png", random_rgb(4, 4, 0))
     with pytest.raises(DataError, match=r"mixes HR and LR files of the benchmark layout \(baby and babyx2.png\)"):
         load_dataset(mixed, 2)
     sx = _selfexsr(tmp_path / "sx") / "image_SRF_2"
     assert detect_layout(sx, 2).kind == "selfexsr"  # read as pairs, never as 4 HR images
     assert len(eval_pairs(sx, 2)) == 2
-    _save(sx / "notes.png", _rgb(8, 8, 0))
+    save_image(sx / "notes.png", random_rgb(8, 8, 0))
     with pytest.raises(DataError, match="mixes SelfExSR files"):
         eval_pairs(sx, 2)
 
@@ -114,7 +104,7 @@ def test_a_mixed_folder_is_never_read_as_hr_only(tmp_path):
 @pytest.mark.parametrize("break_it,match", [
     (lambda d: (d / "image_SRF_2" / "img_002_SRF_2_LR.png").unlink(), r"img_002_SRF_2_HR.png: no LR file"),
     (lambda d: (d / "image_SRF_2" / "img_002_SRF_2_HR.png").unlink(), r"an LR file without its HR file"),
-    (lambda d: _save(d / "image_SRF_2" / "img_001_SRF_2_LR.png", _rgb(5, 5, 0)),
+    (lambda d: save_image(d / "image_SRF_2" / "img_001_SRF_2_LR.png", random_rgb(5, 5, 0)),
      r"img_001_SRF_2_LR.png: LR size 5x5 is not HR size 20x26 / 2 \(expected 10x13\)"),
 ])
 def test_mismatched_selfexsr_pairs_are_one_line(tmp_path, break_it, match):
