@@ -5,13 +5,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench ail-repro lint clean help
+.PHONY: demo test bench ail-repro proof proof-table lint clean help
 
 help:
 	@echo "make demo   - train a small EDSR teacher on the bundled photos, evaluate, export and bench it"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - measure latency/peak memory of the reference models, write docs/benchmarks.md"
 	@echo "make ail-repro - AIL/KD/PSPL on the released VDSR (13-ch student) + PSPL convergence (~10 min, 1 thread)"
+	@echo "make proof  - issue #16: published SR nets vs students distilled from IMDN on train291 (~2.5 h on 2 cores;"
+	@echo "               PROOF_RUNS=dir keeps runs; make proof-table rebuilds docs/results.md from them)"
 	@echo "make lint   - ruff"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -32,6 +34,13 @@ bench: $(STAMP)
 
 ail-repro: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) benchmarks/ail_reproduction.py --out docs/ail_reproduction.md
+
+PROOF_RUNS ?= runs/proof
+proof: $(STAMP)
+	OMP_NUM_THREADS=1 PYTHONPATH=. $(PY) benchmarks/zoo.py --work $(PROOF_RUNS) -v
+
+proof-table: $(STAMP)
+	PYTHONPATH=. $(PY) benchmarks/zoo.py --work $(PROOF_RUNS) --table-only
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sr_compress tests export benchmarks

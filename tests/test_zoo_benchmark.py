@@ -70,7 +70,8 @@ def _fake_data(root: Path) -> None:
             _save(root / "train291" / folder / f"{folder}_{i}.png", _image(30 + i + 5 * len(folder), 96, 96))
     zoo = root / "weights" / "zoo"
     zoo.mkdir(parents=True)
-    for arch, scale, name in (("imdn", 2, "IMDN_x2"), ("rlfn", 4, "rlfn_x4"), ("fsrcnn", 2, "fsrcnn_x2")):
+    for arch, scale, name in (("imdn", 2, "IMDN_x2"), ("rlfn", 4, "rlfn_x4"), ("fsrcnn", 2, "fsrcnn_x2"),
+                              ("srvgg", 4, "realesr-animevideov3")):
         torch.manual_seed(0)
         model = build_model(arch, **model_class(arch).tiny(scale))
         save_checkpoint(model, zoo / f"{name}.pth")
@@ -90,7 +91,7 @@ def test_zoo_benchmark_end_to_end(tmp_path):
     out = mod.main(common)
 
     # training: seven runs, one budget per size, every strategy on it; kd/ail read the teacher cache
-    names = ["s_l1", "s_kd", "s_ail", "l_l1", "l_kd", "l_ail", "slim_rlfn"]
+    names = ["s_l1", "s_kd", "s_ail", "l_l1", "l_kd", "l_ail", "slim_srvgg"]
     for name in names:
         run = json.loads((work / name / "run.json").read_text())
         assert (work / name / "student.pt").exists() and run["job"]["steps"] == 2 and run["wall_s"] > 0
@@ -98,8 +99,10 @@ def test_zoo_benchmark_end_to_end(tmp_path):
         assert (run["teacher_cache"] is not None) == (run["job"]["strategy"] in ("kd", "ail"))
     small = json.loads((work / "s_l1" / "run.json").read_text())
     assert small["params"] == sum(p.numel() for p in build_model("plain", **mod.plain_hparams(2, 4, 2)).parameters())
-    slim = json.loads((work / "slim_rlfn" / "run.json").read_text())
+    slim = json.loads((work / "slim_srvgg" / "run.json").read_text())
     assert slim["job"]["slim_rho"] == 0.5 and slim["job"]["patch"] == 72  # ×4: 1.5 × the ×2 patch
+    full = build_model("srvgg", **model_class("srvgg").tiny(4))
+    assert 0 < slim["params"] < sum(p.numel() for p in full.parameters())  # a slimmed SRVGGNetCompact
 
     # eval: bicubic per scale, the zoo files that exist, every student; real PSNR values
     ev = json.loads((work / "eval.json").read_text())["rows"]
@@ -114,7 +117,7 @@ def test_zoo_benchmark_end_to_end(tmp_path):
 
     # bench: each architecture once (PyTorch + float ONNX), the zoo nets, at the stated size
     be = json.loads((work / "bench.json").read_text())
-    assert {"arch:s_l1", "arch:l_l1", "arch:slim_rlfn", "arch_onnx:s_l1"} <= set(be["rows"])
+    assert {"arch:s_l1", "arch:l_l1", "arch:slim_srvgg", "arch_onnx:s_l1"} <= set(be["rows"])
     assert "arch:s_kd" not in be["rows"]  # same architecture as s_l1
     assert be["settings"]["size"] == [96, 64] and be["rows"]["arch:s_l1"]["params"] == small["params"]
 
