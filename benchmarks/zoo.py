@@ -183,7 +183,7 @@ def carry_input(model: Any) -> Any:
 def train_job(job: Job, work: Path, zoo: Path, train_dirs: Sequence[Path], *, threads: int = 1,
               limit: int | None = None, force: bool = False) -> dict[str, Any]:
     """Train one job (skipped when its ``run.json`` exists, unless ``force``); returns its record."""
-    from sr_compress.train.teacher_cache import TeacherCache
+    from sr_compress.train.teacher_cache import ENV_ROOT, TeacherCache
 
     from sr_compress.checkpoint import save_checkpoint
     from sr_compress.train.trainer import TrainConfig, Trainer
@@ -206,7 +206,11 @@ def train_job(job: Job, work: Path, zoo: Path, train_dirs: Sequence[Path], *, th
                       scheduler="onecycle", reduction="mean", rounds=job.rounds, ckpt_every=max(job.steps // 5, 1),
                       log_every=max(job.steps // 50, 1), seed=job.seed, device="cpu")
     uses_teacher = job.strategy in ("kd", "ail")
-    cache = TeacherCache(teacher, work / "teacher_cache" / job.teacher) if uses_teacher else None
+    root = work / "teacher_cache" / job.teacher
+    cache = TeacherCache(teacher, root) if uses_teacher else None
+    # The trainer falls back to a cache of its own when handed an unbuilt one (``teacher_cache or …`` and an
+    # empty TeacherCache is falsy); the shared folder through the environment keeps every run on one cache.
+    os.environ[ENV_ROOT] = str(root)
     resume = out / "last.pt" if (out / "last.pt").exists() and not force else None
     trainer = Trainer(student, job.strategy if not job.options else _strategy(job), source, cfg,
                       teacher=teacher if uses_teacher else None, out_dir=out, force=force or resume is None,
@@ -296,6 +300,9 @@ ZOO = [
     ZooNet("VDSR f13 AIL ×4 (AIL release)", "vdsr_f13_ail_x4.pt", (4,), {}, "13-channel student after AIL"),
 ]
 SETS = ("Set5", "Set14", "B100")
+#: nets that run at HR resolution with 64 channels (≈ 1.3 MFLOP per output pixel): one 1080p inference takes
+#: minutes on a shared core, all of B100 ×2 about an hour — timed once without warm-up, and ``--heavy-sets``
+HEAVY = ("vdsr_teacher_x234.pt",)
 
 
 def set_folders(data: Path) -> dict[str, Path]:
@@ -349,9 +356,10 @@ def select_entries(entries: Sequence[dict], kinds: Sequence[str], nets: Sequence
 
 
 def run_eval(work: Path, data: Path, entries: Sequence[dict], *, threads: int = 1, force: bool = False,
-             sets: Sequence[str] = SETS) -> dict[str, Any]:
+             sets: Sequence[str] = SETS, heavy_sets: Sequence[str] | None = None) -> dict[str, Any]:
     """Score every entry whose file exists on ``sets`` (Y float, MATLAB LR), bicubic once per scale; results
-    are saved after every model in ``<work>/eval.json`` and reused unless ``force``."""
+    are saved after every model in ``<work>/eval.json`` and reused unless ``force``. The :data:`HEAVY` nets
+    only on ``heavy_sets`` (default: ``sets``)."""
     from sr_compress.evaluate import evaluate_table
 
     torch.set_num_threads(threads)
@@ -371,9 +379,12 @@ def run_eval(work: Path, data: Path, entries: Sequence[dict], *, threads: int = 
             method = "bicubic"
         else:
             model = load_model(Path(e["path"]), e["scale"]).eval()
-            table = evaluate_table({e["label"]: model}, folders, e["scale"], with_bicubic=False, max_bytes=None)
+            mine = folders if Path(e["path"]).name not in HEAVY or heavy_sets is None else \
+                {k: v for k, v in folders.items() if k in heavy_sets}
+            table = evaluate_table({e["label"]: model}, mine, e["scale"], with_bicubic=False, max_bytes=None)
             method = e["label"]
-        res = {name: asdict(table.mean(method, name, e["scale"])) for name in folders}
+        res = {name: asdict(table.mean(method, name, e["scale"])) for name in folders
+               if table.mean(method, name, e["scale"]) is not None}
         saved["rows"][e["key"]] = {**{k: v for k, v in e.items() if k != "key"}, "sets": res,
                                    "y": table.y, "seconds": round(time.perf_counter() - t0, 1),
                                    "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
@@ -387,7 +398,7 @@ def run_eval(work: Path, data: Path, entries: Sequence[dict], *, threads: int = 
 # -- int8 ----------------------------------------------------------------------------------------------------------
 def _quantize_fn() -> Callable[..., Any] | None:
     """srcompress's ``quantize`` (issue #15), wherever this checkout has it; None when it has none."""
-    for name in ("sr_compress.ops.quantize", "sr_compress.deploy.quantize"):
+    for name in ("sr_compress.deploy.quantize", "sr_compress.ops.quantize"):
         try:
             mod = __import__(name, fromlist=["quantize"])
         except ImportError:
@@ -440,7 +451,8 @@ def bench_groups(work: Path, data: Path, jobs: Sequence[Job], kinds: Sequence[st
     groups: dict[int, list[tuple[str, str]]] = {}
     if "zoo" in kinds:
         for z in ZOO:
-            for s in z.scales:
+            # a pre-upsampling net (VDSR) is one graph for every scale: same input and output size, same cost
+            for s in z.scales[:1] if z.file.startswith("vdsr") else z.scales:
                 e = {"path": z.file, "scale": s}
                 if _net_rank(e, nets) is not None and (data / "weights" / z.file).exists():
                     groups.setdefault(s, []).append((f"zoo:{z.file}@{s}", str(data / "weights" / z.file)))
@@ -471,6 +483,14 @@ def _export_float(pt: Path, out: Path) -> None:
     export_onnx(load_model(pt), out, force=True)
 
 
+def zoo_bench_row(c: dict[str, Any], z: ZooNet, scale: int) -> dict | None:
+    """The bench row of ``z`` at ``scale`` (a pre-upsampling net's row from its first scale)."""
+    row = c["bench"].get(f"zoo:{z.file}@{scale}")
+    if row is None and z.file.startswith("vdsr"):
+        row = c["bench"].get(f"zoo:{z.file}@{z.scales[0]}")
+    return row
+
+
 def run_bench(work: Path, data: Path, jobs: Sequence[Job], *, kinds: Sequence[str], nets: Sequence[str] | None,
               size: tuple[int, int], threads: int, warmup: int, runs: int, force: bool = False,
               memory: bool = True) -> dict[str, Any]:
@@ -481,17 +501,24 @@ def run_bench(work: Path, data: Path, jobs: Sequence[Job], *, kinds: Sequence[st
     path = work / "bench.json"
     saved = {} if force else _load_json(path)
     saved.setdefault("rows", {})
+    calls = []
     for scale, items in sorted(bench_groups(work, data, jobs, kinds, nets).items()):
         items = [(k, p) for k, p in items if k not in saved["rows"]]
-        if not items:
-            continue
+        light = [(k, p) for k, p in items if Path(p).name not in HEAVY]
+        heavy = [(k, p) for k, p in items if Path(p).name in HEAVY]
+        calls += [(scale, light, warmup, runs)] if light else []
+        calls += [(scale, [h], 0, 1) for h in heavy]
+    for scale, items, n_warm, n_runs in calls:
         t0 = time.perf_counter()
-        res = bench_models([p for _, p in items], size=size, scale=scale, threads=threads, warmup=warmup,
-                           runs=runs, labels=[k for k, _ in items], peak=False, memory=memory)
+        res = bench_models([p for _, p in items], size=size, scale=scale, threads=threads, warmup=n_warm,
+                           runs=n_runs, labels=[k for k, _ in items], peak=False, memory=memory)
         for (key, _), m in zip(items, res.models, strict=True):
             saved["rows"][key] = asdict(m)
-        saved["settings"], saved["machine"] = asdict(res.settings), asdict(res.machine)
-        saved.setdefault("runs", []).append({"scale": scale, "models": [k for k, _ in items],
+        if n_runs == runs:
+            saved["settings"] = asdict(res.settings)
+        saved["machine"] = asdict(res.machine)
+        saved.setdefault("runs", []).append({"scale": scale, "models": [k for k, _ in items], "runs": n_runs,
+                                             "warmup": n_warm,
                                              "seconds": round(time.perf_counter() - t0, 1),
                                              "date": res.machine.date})
         _save_json(path, saved)
@@ -590,7 +617,7 @@ def zoo_table(c: dict[str, Any], zoo_nets: Sequence[ZooNet] = ZOO) -> list[str]:
             if scale not in z.scales:
                 continue
             key = f"zoo:{z.file}@{scale}"
-            ev, b = c["eval"].get(key), c["bench"].get(key)
+            ev, b = c["eval"].get(key), zoo_bench_row(c, z, scale)
             pub = " / ".join(_f(z.published.get((n, scale), (None,))[0]) for n in SETS) if z.published else "—"
             params = f"{b['params']:,}" if b else "—"
             gf = _f(b["flops"] / 1e9, 0) if b else "—"
@@ -604,8 +631,9 @@ def zoo_table(c: dict[str, Any], zoo_nets: Sequence[ZooNet] = ZOO) -> list[str]:
 def _budget(job: Job, run: dict) -> str:
     if not run:
         return "not trained"
-    return (f"{job.steps} steps × batch {job.batch} × {job.patch}² HR px, {run.get('threads', 1)} thread, "
-            f"{run.get('wall_s', 0) / 60:.0f} min")
+    rounds = f", {job.rounds} rounds" if job.rounds > 1 else ""
+    return (f"{job.steps} steps × batch {job.batch} × {job.patch}² HR px{rounds}, lr {job.lr:g}, "
+            f"{run.get('threads', 1)} thread, {run.get('wall_s', 0) / 60:.0f} min")
 
 
 def student_table(c: dict[str, Any], jobs: Sequence[Job]) -> list[str]:
@@ -757,18 +785,34 @@ def render(c: dict[str, Any], jobs: Sequence[Job], *, command: str, img_prefix: 
              f"work (latencies are indicative); bench {bm.get('date', '?')}.", ""]
     lines += ["### The zoo (released weights)", ""] + zoo_table(c) + [""]
     notes = [f"- {z.label}: {z.note}" for z in ZOO if z.note]
+    partial = [f"{z.label} ×{sc}" for z in ZOO for sc in z.scales
+               if 0 < len((c["eval"].get(f"zoo:{z.file}@{sc}") or {}).get("sets", {})) < len(SETS)]
+    if partial:
+        notes.append("- Not every set measured (`--heavy-sets`; the rest would take hours of a shared core): "
+                     + ", ".join(partial) + ". Their missing cells are —.")
+    notes.append("- The VDSR nets take the bicubic-upsampled image: one graph, the same cost at ×2 and ×4 (measured "
+                 "once). " + ("Timed once without warm-up (one 1080p inference takes minutes on a shared core): "
+                              + ", ".join(z.label for z in ZOO if z.file in HEAVY) + "." if HEAVY else ""))
     lines += notes + [""]
     lines += ["### Students from a real teacher (trained here on train291)", "",
-              "Plain students: a chain of 3×3 conv + ReLU and one conv + PixelShuffle (no skips). Each size is "
-              "trained at one budget three ways: **scratch** (L1), **KD** from IMDN ×2 "
-              "(`l1(S,y) + 0.1·l1(S,T)`), **AIL** from IMDN ×2 (`l1(w·S, w·y)`, rounds of a one-cycle Adam each, "
-              "round 0 = the teacher's importance); IMDN's outputs come from the teacher cache (computed once per "
-              "training image). The slimmed student is RLFN ×4 cut to half of every channel group "
-              "(`slim ρ = 0.5`, L1-selected filters copied), fine-tuned from RLFN ×4. Training data: T91 + "
-              "BSD200 (images smaller than the patch left out), LR = MATLAB uint8 bicubic, random flips; "
-              "Adam, one-cycle, max lr as listed in run.json. int8: static QDQ, per-channel weights, MinMax "
-              "calibration on train291 patches (srcompress `quantize`). Latency/peak: the architecture "
-              "(shared by the three strategies), float in PyTorch and int8 in onnxruntime.", ""]
+              "**Plain students** (`plain` family): N convs 3×3 of one width + ReLU, then one conv to 3·s² "
+              "channels + PixelShuffle — no skip, no attention; they start as nearest-neighbour upsamplers (3 "
+              "channels of every layer carry the image, exact through the ReLUs since it is ≥ 0; the rest random), "
+              "the same start for all three strategies. Each size is trained at **one budget three ways**: "
+              "**scratch** (L1), **KD** from IMDN ×2 (`l1(S,y) + 0.1·l1(S,T)`, AIL paper Eq. 10 with L1), "
+              "**AIL** from IMDN ×2 (`l1(w·S, w·y)`; the steps split into rounds, each a fresh one-cycle Adam, "
+              "round 0 = the teacher's importance w0, then Theorem 1's update from the previous round's student). "
+              "IMDN's outputs come from the teacher cache: computed once per training image (whole image; IMDN's "
+              "contrast attention is global, so this is the teacher's real output, not a per-patch one). "
+              "**Slimmed student**: SRVGGNetCompact (the released realesr-animevideov3 weights) cut to half of "
+              "every channel group (`slim ρ = 0.5`, L1-selected filters copied; 25.54 dB on Set5 ×4 before "
+              "training), distilled from RLFN ×4 — slimming RLFN itself collapses it (8.6 dB; see the zoo "
+              "section). Training data: T91 + BSD200 (291 images; smaller than the patch left out), LR = "
+              "MATLAB uint8 bicubic (as the benchmark LR files), random flips/transposes; Adam, one-cycle "
+              "(max lr 1e-3 for the plain students, 5e-4 for the slimmed one), batch and patch as listed. "
+              "**int8**: srcompress `quantize` — static QDQ, per-channel int8 weights, uint8 activations, MinMax "
+              "calibration on 64 T91 patches, the plain-student rewrites it applies by default. Latency/peak per "
+              "architecture (the three strategies share it): float in PyTorch, int8 in onnxruntime.", ""]
     lines += student_table(c, jobs) + [""]
     if c.get("quant_missing"):
         lines += [f"- int8: {c['quant_missing']}", ""]
@@ -840,6 +884,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--limit", type=int, default=None, help="train on the first N images only (smoke tests)")
     ap.add_argument("--force", action="store_true", help="retrain / remeasure what was saved before")
     ap.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    ap.add_argument("--heavy-sets", nargs="+", default=None, choices=list(SETS),
+                    help="sets for the nets that cost minutes per image here (VDSR teacher; default: --sets)")
     ap.add_argument("--kinds", nargs="+", default=["zoo", "student", "int8"], choices=["zoo", "student", "int8"],
                     help="what eval/bench cover")
     ap.add_argument("--nets", nargs="+", default=None,
@@ -886,7 +932,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         out["quant"] = run_quant(work, args.data, jobs, force=args.force)
     if "eval" in phases:
         entries = select_entries(eval_entries(work, args.data, jobs), args.kinds, args.nets)
-        out["eval"] = run_eval(work, args.data, entries, threads=args.threads, force=args.force, sets=args.sets)
+        out["eval"] = run_eval(work, args.data, entries, threads=args.threads, force=args.force, sets=args.sets,
+                               heavy_sets=args.heavy_sets)
     if "bench" in phases:
         out["bench"] = run_bench(work, args.data, jobs, kinds=args.kinds, nets=args.nets, size=args.size,
                                  threads=args.bench_threads, warmup=args.warmup, runs=args.runs, force=args.force,

@@ -132,7 +132,7 @@ def test_zoo_benchmark_end_to_end(tmp_path):
     assert text.startswith("# Results\n\nearlier text\n") and text.count(mod.BEGIN) == 1
     section = out["table"]["section"]
     assert "| IMDN ×2 | 2 |" in section and "| plain 3×4 scratch (L1) | 2 |" in section
-    assert "2 steps × batch 2 × 48² HR px, 1 thread" in section
+    assert "2 steps × batch 2 × 48² HR px, lr 0.001, 1 thread" in section
     assert "AIL ≥ KD ≥ scratch" in section and "FSRCNN's published ×2" in section
     assert (img / "proof_tradeoff.png").stat().st_size > 1000 and (img / "proof_crops.png").stat().st_size > 1000
 
