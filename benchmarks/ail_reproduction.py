@@ -70,7 +70,7 @@ def student_init(teacher: SRModel, how: str, *, rho: float = RHO, seed: int = 0)
     (weights of the kept channels copied from the teacher); ``scratch`` = a fresh VDSR of that width with
     VDSR's He initialisation (the paper's "random init" start), seeded by ``seed``."""
     if how == "scratch":
-        from sr_compress.workflows import new_model
+        from sr_compress.ops.train import new_model
 
         hp = {k: v for k, v in teacher.hparams.items() if k != "scale"}
         model = new_model("vdsr", scale=teacher.scale, hparams={**hp, "n_feats": round(TEACHER_WIDTH * (1 - rho))},
@@ -101,7 +101,7 @@ def train_config(args: argparse.Namespace, **over: Any):
 
 def train_student(init: SRModel, strategy: str, options: dict, teacher: SRModel | None, args: argparse.Namespace,
                   work: Path, name: str, **config_over: Any) -> tuple[SRModel, float]:
-    from sr_compress.workflows import train_model
+    from sr_compress.ops.train import train_model
 
     t0 = time.perf_counter()
     out = train_model(copy.deepcopy(init), out=work / f"{name}.pt", config=train_config(args, **config_over),
@@ -163,16 +163,17 @@ def ail_table(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 # -- table 2 ----------------------------------------------------------------------------------------------------
 def pspl_convergence(args: argparse.Namespace) -> dict[str, Any]:
-    from sr_compress.train.data import PatchSampler
+    from sr_compress.data.datasets import PatchSampler, load_dataset
+    from sr_compress.evaluate import eval_pairs_for
+    from sr_compress.ops.train import new_model
     from sr_compress.train.trainer import Trainer, psnr_validator
-    from sr_compress.workflows import eval_pairs_for, new_model, training_images
 
     pairs = eval_pairs_for(None, SCALE)
     if args.eval_crop:
         pairs = [type(p)(p.name, p.lr[..., :args.eval_crop // SCALE, :args.eval_crop // SCALE],
                          p.hr[..., :args.eval_crop // SCALE * SCALE, :args.eval_crop // SCALE * SCALE])
                  for p in pairs]
-    images = training_images(None, SCALE)
+    images = load_dataset(None, SCALE, split="train")
     hp = {"n_feats": args.conv_feats, "n_blocks": args.conv_blocks}
     init = new_model("edsr", scale=SCALE, hparams=hp, seed=args.seed)
     curves: dict[str, Any] = {}

@@ -53,8 +53,8 @@ def hparams(args: argparse.Namespace) -> dict:
 def train_all(args: argparse.Namespace) -> dict[str, dict]:
     import torch
 
+    from sr_compress.ops.train import new_model, train_model
     from sr_compress.train.trainer import TrainConfig
-    from sr_compress.workflows import new_model, train_model
 
     torch.set_num_threads(1)
     steps = 4 if args.tiny else args.steps
@@ -84,7 +84,9 @@ def evaluate_all(args: argparse.Namespace, command: str) -> dict:
     import torch
 
     from sr_compress.compress.truncate import evaluate_depths
-    from sr_compress.workflows import eval_pairs_for, load_model, parse_size
+    from sr_compress.config import parse_size
+    from sr_compress.evaluate import eval_pairs_for
+    from sr_compress.ops.common import load_model
 
     torch.set_num_threads(1)
     from sr_compress.evaluate import evaluate_bicubic

@@ -40,7 +40,7 @@ def reference_models(seed: int = 0) -> dict:
     """name → model: the reference nets, then the pipeline's students of the EDSR (slim, plainify)."""
     import torch
 
-    from sr_compress.compress.memsr import plainify
+    from sr_compress.compress.plainify import plainify
     from sr_compress.compress.slim import slim
     from sr_compress.models import build_model, plain_layers
 

@@ -55,7 +55,7 @@ def parse(argv=None) -> argparse.Namespace:
 
 
 def psnr(model, data) -> float:
-    from sr_compress.workflows import evaluate
+    from sr_compress.ops.evaluate import evaluate_images as evaluate
 
     return float(evaluate(model, data=data, with_bicubic=False)[0].mean.psnr_y)
 
@@ -77,10 +77,10 @@ def main(argv=None) -> int:
     import torch
 
     from sr_compress.checkpoint import load_checkpoint
-    from sr_compress.compress.memsr import plainify
+    from sr_compress.compress.plainify import plainify
     from sr_compress.models import build_model
+    from sr_compress.ops.train import new_model, train_model
     from sr_compress.train.trainer import TrainConfig
-    from sr_compress.workflows import new_model, train_model
 
     a = parse(argv)
     torch.set_num_threads(1)
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
 
     # -- plainify --------------------------------------------------------------------------------------------------
     t0 = time.time()
-    outcome = plainify(teacher, eps=a.eps, tail=a.tail, seed=a.seed, teacher_memory=False, shift_coef=a.shift_coef)
+    outcome = plainify(teacher, eps=a.eps, tail=a.tail, seed=a.seed, shift_coef=a.shift_coef)
     plainify_s = time.time() - t0
     rep = outcome.report
     winning = outcome.model
@@ -164,16 +164,16 @@ def run_bench(a, work: Path, note) -> dict:
     """EDSR r16f64 ×4 (random weights; latency and memory do not depend on them) vs its plainified student."""
     import torch
 
-    from sr_compress.compress.memsr import plainify
+    from sr_compress.compress.plainify import plainify
+    from sr_compress.config import parse_size
     from sr_compress.deploy.bench import bench_models
     from sr_compress.deploy.onnx import export_onnx
     from sr_compress.models import build_model
-    from sr_compress.workflows import parse_size
 
     torch.manual_seed(a.seed)
     t = build_model("edsr", scale=4, n_feats=64, n_blocks=16).eval()
     t0 = time.time()
-    o = plainify(t, eps=a.eps, tail="shuffle", seed=a.seed, teacher_memory=False)
+    o = plainify(t, eps=a.eps, tail="shuffle", seed=a.seed)
     secs = time.time() - t0
     note(f"r16f64 plainify: {secs:.1f} s, widths {o.report.widths}")
     paths = [work / "edsr_r16f64_x4.onnx", work / "plain_r16f64_x4.onnx"]

@@ -93,10 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry", action="store_true", help="print the results, write nothing")
     args = p.parse_args(argv)
 
+    from sr_compress.config import parse_size
     from sr_compress.deploy.bench import bench_models
     from sr_compress.deploy.report import plot, replace_between_markers
     from sr_compress.fileio import atomic_write, atomic_write_text
-    from sr_compress.workflows import parse_size
 
     size = parse_size(args.size)
     command = "make bench" if argv is None and len(sys.argv) == 1 else \

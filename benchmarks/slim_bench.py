@@ -49,7 +49,7 @@ def edsr_models(folder: Path, seed: int = 0) -> list[Path]:
 def vdsr_models(folder: Path) -> list[Path]:
     from sr_compress.compress.slim import slim
     from sr_compress.deploy.onnx import export_onnx
-    from sr_compress.workflows import load_model
+    from sr_compress.ops.common import load_model
 
     teacher = load_model(WEIGHTS / "vdsr_teacher_x234.pt").model
     models = {"vdsr_f13_released": load_model(WEIGHTS / "vdsr_f13_plain_x234.pt").model}
@@ -88,10 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry", action="store_true", help="print the results, write nothing")
     args = p.parse_args(argv)
 
+    from sr_compress.config import parse_size
     from sr_compress.deploy.bench import bench_models
     from sr_compress.deploy.report import replace_between_markers
     from sr_compress.fileio import atomic_write_text
-    from sr_compress.workflows import parse_size
 
     size = parse_size(args.size)
     command = "python benchmarks/slim_bench.py " + shlex.join(sys.argv[1:] if argv is None else argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from typing import Any, TypeVar
@@ -61,3 +62,26 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """"1920x1080" → (1920, 1080)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"size must look like 1920x1080, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise ConfigError(f"size must be positive, got {text!r}")
+    return w, h
+
+
+def format_size(size: tuple[int, int]) -> str:
+    """(1920, 1080) → "1920x1080" (what :func:`parse_size` reads)."""
+    return f"{size[0]}x{size[1]}"
+
+
+def defaults_of(fn: Any) -> dict[str, Any]:
+    """The keyword defaults of ``fn``'s signature: the one place a stage's defaults are written, read by the
+    operation, its CLI command and its recipe stage alike."""
+    return {name: p.default for name, p in inspect.signature(fn).parameters.items()
+            if p.default is not inspect.Parameter.empty}

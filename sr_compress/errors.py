@@ -40,6 +40,10 @@ class ConfigError(InputError):
     """Invalid hyper-parameters, recipe keys or option combinations."""
 
 
+class PlainifyError(ConfigError):
+    """The model cannot be converted to a plain chain (the message names the module or the family's reason)."""
+
+
 class OutputExistsError(InputError):
     """The output exists and ``--force`` was not given, or the output would overwrite an input."""
 

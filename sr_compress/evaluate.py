@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from .data.datasets import eval_pairs
+from .errors import DataError
+from .fileio import require_file
+from .imresize import imresize
 from .infer import super_resolve
+from .metrics import psnr, ssim
 from .models import SRModel
 
 
@@ -48,10 +55,13 @@ class EvalReport:
 
 def score(name: str, sr: torch.Tensor, hr: torch.Tensor, scale: int) -> ImageScore:
     """Scores of one (3,H,W) or (1,3,H,W) RGB prediction in [0,1] against its HR image."""
-    from .metrics import psnr, ssim
-
     return ImageScore(name, psnr(sr, hr, crop=scale, y=True), ssim(sr, hr, crop=scale, y=True),
                       psnr(sr, hr, crop=scale, y=False))
+
+
+def eval_pairs_for(data: str | Path | None, scale: int, degradation: str = "bi") -> list:
+    """Validation pairs of ``data``: the bundled photos (None / "default") or a folder (HR-only or HR/LR)."""
+    return eval_pairs(None if data in (None, "default") else Path(data), scale, degradation=degradation)
 
 
 def evaluate_model(model: SRModel, pairs: list, *, method: str | None = None,
@@ -62,8 +72,6 @@ def evaluate_model(model: SRModel, pairs: list, *, method: str | None = None,
 
 def evaluate_bicubic(pairs: list, scale: int, *, keep_outputs: bool = False) -> EvalReport:
     """The bicubic (MATLAB-compatible) reference row."""
-    from .imresize import imresize
-
     return _evaluate("bicubic", scale, pairs, lambda lr: imresize(lr, scale).clamp(0, 1), keep_outputs)
 
 
@@ -92,11 +100,6 @@ def load_npz_y(path: str | Any, images: tuple[str, ...] = NPZ_IMAGES, *,
     """(name, bicubic-upscaled Y as (1,1,H,W) float32, ground-truth Y as (1,H,W) float64), values in [0, 1],
     from one of the AIL release's MATLAB npz files. ``crop``: keep only a centred ``crop``×``crop`` window
     (quick looks; the reference numbers are for the full images)."""
-    import numpy as np
-
-    from .errors import DataError
-    from .fileio import require_file
-
     z = np.load(require_file(path, "npz file"))
     out = []
     for n in images:
@@ -118,8 +121,6 @@ def npz_y_psnr(model: SRModel, images: list[tuple[str, torch.Tensor, torch.Tenso
     the npz bicubic Y, its output is clipped to [0, 1] (by :func:`~sr_compress.metrics.psnr`), ``scale`` px are
     shaved at every border, and it is compared *unrounded* with the float ground truth — the protocol that
     reproduces the AIL release's table to ±0.01 dB (tests/test_reference_vdsr.py)."""
-    from .metrics import psnr
-
     if model.channels != 1 or not model.pre_upsample:
         raise ValueError(f"the npz protocol takes a Y-channel pre-upsampling model, not {model.arch}")
     model = model.eval()

@@ -21,9 +21,13 @@ from torch import nn
 
 from .color import rgb_to_y
 from .errors import InputError
-from .models.base import count_params
 
 __all__ = ["count_flops", "count_macs", "count_params", "prepare", "psnr", "ssim"]
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (every tensor of ``model.parameters()``)."""
+    return sum(p.numel() for p in model.parameters())
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5

@@ -1,4 +1,4 @@
-"""Helper of tests/test_memsr.py: a tiny memsr fine-tuning run, as one process or under torchrun.
+"""Helper of tests/train/test_memsr.py: a tiny memsr fine-tuning run, as one process or under torchrun.
 
 Usage: ``python -m torch.distributed.run --standalone --nproc_per_node 2 tests/_ddp_memsr.py OUT_DIR`` writes
 OUT_DIR/last.pt from rank 0; the test imports :func:`run` for the single-process run of the same global batch.
@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _ddp_train import ToySource  # noqa: E402
 
-from sr_compress.compress.memsr import plainify  # noqa: E402
+from sr_compress.compress.plainify import plainify  # noqa: E402
 from sr_compress.models import build_model  # noqa: E402
 from sr_compress.train.strategies import build_strategy  # noqa: E402
 from sr_compress.train.trainer import TrainConfig, Trainer, TrainResult  # noqa: E402
@@ -27,8 +27,7 @@ def setup(bridges: str = "winning"):
     """(teacher, student, strategy): a tiny EDSR, its plainified student and a memsr strategy with its bridges."""
     torch.manual_seed(0)
     teacher = build_model("edsr", scale=2, n_feats=6, n_blocks=2).eval()
-    out = plainify(teacher, eps=0.05, calibration=ToySource(batch_size=4, patch=16).batch(0)[0],
-                   teacher_memory=False)
+    out = plainify(teacher, eps=0.05, calibration=ToySource(batch_size=4, patch=16).batch(0)[0])
     strategy = build_strategy("memsr", bridges=bridges)
     strategy.use_checkpoint_extra(out.extra)
     return teacher, out.model, strategy

@@ -1,4 +1,4 @@
-"""Helper of tests/test_ddp.py: one tiny training run, as a single process or under torchrun.
+"""Helper of tests/train/test_ddp.py: one tiny training run, as a single process or under torchrun.
 
 Usage: ``python -m torch.distributed.run --standalone --nproc_per_node 2 tests/_ddp_train.py OUT_DIR`` trains
 twice (mean, then sum reduction; each fit joins and leaves the process group itself), then a tiny ASRN with the

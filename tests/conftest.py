@@ -15,6 +15,14 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture
+def tiny_ckpt(tmp_path):
+    """A tiny EDSR ×2 checkpoint (seed 0) in the test's folder."""
+    from helpers.models import tiny_checkpoint
+
+    return tiny_checkpoint(tmp_path / "tiny.pt")
+
+
+@pytest.fixture
 def invoke():
     """Run the CLI in-process like a user would: returns (exit_code, stdout, stderr)."""
     from click.testing import CliRunner

@@ -1,41 +1,36 @@
 """The ``srcompress`` command line. Each command lives in its own module and is a thin wrapper over the library.
 
-Commands are registered lazily (``_COMMANDS``: name → "module:attribute"), so ``srcompress --help`` does not
-import torch and each command imports only what it needs.
+Commands are found by file name (``<name>_cmd.py`` holds the click command ``<name>``) and imported lazily, so
+``srcompress --help`` does not import torch and each command imports only what it needs.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 import click
 
 from .. import __version__
 
-_COMMANDS = {
-    "train": "train_cmd:train",
-    "finetune": "finetune_cmd:finetune",
-    "eval": "eval_cmd:eval_",
-    "upscale": "upscale_cmd:upscale",
-    "info": "info_cmd:info",
-    "run": "run_cmd:run",
-    "export": "export_cmd:export",
-    "bench": "bench_cmd:bench",
-    "slim": "slim_cmd:slim",
-    "plainify": "plainify_cmd:plainify",
-    "truncate": "truncate_cmd:truncate",
-}
+
+def _command_modules() -> dict[str, str]:
+    """Command name → module: every ``<name>_cmd.py`` in this package is the command ``<name>`` (found without
+    importing it, so ``srcompress --help`` stays light; a new command is one new file, nothing to register)."""
+    return {m.name[: -len("_cmd")]: m.name for m in pkgutil.iter_modules(__path__) if m.name.endswith("_cmd")}
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(n for n in _COMMANDS if importlib.util.find_spec(f"{__name__}.{_COMMANDS[n].split(':')[0]}"))
+        return sorted(_command_modules())
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in _COMMANDS:
+        module = _command_modules().get(name)
+        if module is None:
             return None
-        module, attr = _COMMANDS[name].split(":")
-        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        found = [c for c in vars(importlib.import_module(f"{__name__}.{module}")).values()
+                 if isinstance(c, click.Command) and c.name == name]
+        return found[0] if found else None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

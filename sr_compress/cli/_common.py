@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ import click
 from rich.console import Console
 
 from ..errors import SrCompressError
+from ..registry import Registry
 
 console = Console()  # stdout: results
 err_console = Console(stderr=True)  # stderr: progress, warnings, errors
@@ -86,3 +88,69 @@ def overrides_from(opts: dict[str, Any]) -> dict[str, Any]:
     over = {"res_scale": opts.pop("res_scale", None), "img_range": opts.pop("img_range", None),
             "scale": opts.pop("model_scale", None)}
     return {k: v for k, v in over.items() if v is not None}
+
+
+class RegistryName(click.ParamType):
+    """A name from one of the registries, or from a tuple of names a library module defines
+    (``"module:attribute"``, imported only when a command runs or shows its help). The help lists the names, so
+    it cannot go stale; an unknown name is the registry's own error (one line, exit 2), or click's
+    "Invalid value" for a tuple, as ``click.Choice`` says it."""
+
+    name = "name"
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def source(self) -> Any:
+        module, attr = self.where.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def names(self) -> list[str]:
+        src = self.source()
+        return src.names() if isinstance(src, Registry) else list(src)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        """The names, less private ones (a leading "_": test or plugin entries not meant for the help)."""
+        return "[" + "|".join(n for n in self.names() if not n.startswith("_")) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        src = self.source()
+        if isinstance(src, Registry):
+            src.get(value)  # ConfigError listing the valid names
+        elif value not in src:
+            self.fail(f"{value!r} is not one of {', '.join(repr(n) for n in src)}.", param, ctx)
+        return value
+
+
+MODELS = RegistryName("sr_compress.models.registry:_MODELS")
+STRATEGIES = RegistryName("sr_compress.train.strategies.base:_STRATEGIES")
+TRAINING_PRESETS = RegistryName("sr_compress.train.presets:PRESETS")
+RUNTIME_PRESETS = RegistryName("sr_compress.deploy.runners:ORT_PRESETS")
+DEGRADATIONS = RegistryName("sr_compress.data.degrade:DEGRADATIONS")
+OPTIMIZERS = RegistryName("sr_compress.train.trainer:OPTIMIZERS")
+SCHEDULERS = RegistryName("sr_compress.train.trainer:SCHEDULERS")
+
+
+def show_warnings(warnings: list[str]) -> None:
+    for w in warnings:
+        err_console.print(f"[yellow]warning[/] {w}")
+
+
+class StageDefault(click.Option):
+    """An option whose default is read from the operation that owns it (``default_from="module:DICT:key"``), when
+    a command runs or shows its help — never written a second time in the CLI, and no heavy import before."""
+
+    def __init__(self, *args: Any, default_from: str, **kwargs: Any) -> None:
+        self.default_from = default_from
+        kwargs.setdefault("show_default", True)
+        super().__init__(*args, **kwargs)
+
+    def get_default(self, ctx: click.Context, call: bool = True) -> Any:
+        module, attr, key = self.default_from.split(":")
+        value = getattr(importlib.import_module(module), attr)[key]
+        return "x".join(map(str, value)) if isinstance(value, tuple) and self.type.name == "text" else value
+
+
+def stage_option(*decls: str, default_from: str, **kwargs: Any) -> Callable:
+    """``click.option`` with its default taken from ``default_from`` (see :class:`StageDefault`)."""
+    return click.option(*decls, cls=StageDefault, default_from=default_from, **kwargs)

@@ -8,7 +8,19 @@ from typing import Any
 
 import click
 
-from ._common import force_option, seed_option
+from ._common import (
+    DEGRADATIONS,
+    OPTIMIZERS,
+    SCHEDULERS,
+    STRATEGIES,
+    TRAINING_PRESETS,
+    force_option,
+    seed_option,
+    stage_option,
+)
+
+D = "sr_compress.ops.train:COMMAND_DEFAULTS:"  # the trainer's defaults, as the commands use them
+OP = "sr_compress.ops.train:TRAIN_DEFAULTS:"  # the train operation's own
 
 #: the trainer settings the shared options set (the click parameter name is the TrainConfig field)
 CONFIG_OPTIONS = ("steps", "batch_size", "patch_size", "lr", "optimizer", "scheduler", "grad_clip", "ckpt_every",
@@ -36,23 +48,22 @@ def training_options(f: Callable) -> Callable:
     options = [
         click.option("--data", default="default", show_default=True,
                      help="'default' (bundled photos) or a folder of HR images / HR+LR pairs."),
-        click.option("--degradation", type=click.Choice(["bi", "bd", "dn"]), default="bi", show_default=True),
-        click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True),
-        click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True),
-        click.option("--patch-size", type=click.IntRange(min=4), default=96, show_default=True,
+        stage_option("--degradation", type=DEGRADATIONS, default_from=OP + "degradation"),
+        stage_option("--steps", type=click.IntRange(min=1), default_from=D + "steps"),
+        stage_option("--batch-size", type=click.IntRange(min=1), default_from=D + "batch_size"),
+        stage_option("--patch-size", type=click.IntRange(min=4), default_from=D + "patch_size",
                      help="HR patch side (px)."),
-        click.option("--lr", type=float, default=2e-4, show_default=True, help="Learning rate (peak for onecycle)."),
-        click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True),
-        click.option("--scheduler", type=click.Choice(["none", "step", "onecycle"]), default="none",
-                     show_default=True),
-        click.option("--grad-clip", type=float, default=0.0, show_default=True, help="Max gradient norm (0 = off)."),
-        click.option("--ckpt-every", type=click.IntRange(min=0), default=500, show_default=True,
+        stage_option("--lr", type=float, default_from=D + "lr", help="Learning rate (peak for onecycle)."),
+        stage_option("--optimizer", type=OPTIMIZERS, default_from=D + "optimizer"),
+        stage_option("--scheduler", type=SCHEDULERS, default_from=D + "scheduler"),
+        stage_option("--grad-clip", type=float, default_from=D + "grad_clip", help="Max gradient norm (0 = off)."),
+        stage_option("--ckpt-every", type=click.IntRange(min=0), default_from=D + "ckpt_every",
                      help="Save resumable state every N steps into <output>.train/."),
-        click.option("--val-every", type=click.IntRange(min=0), default=0, show_default=True,
+        stage_option("--val-every", type=click.IntRange(min=0), default_from=D + "val_every",
                      help="Y-PSNR on the validation images (of --data) every N steps, shown and kept in the "
                           "history (0 = off)."),
-        click.option("--preset", default=None, metavar="NAME",
-                     help="Start from a paper's schedule (ail-official); options given explicitly override it."),
+        click.option("--preset", type=TRAINING_PRESETS, default=None,
+                     help="Start from a paper's schedule; options given explicitly override it."),
         click.option("--set", "extra", multiple=True, metavar="KEY=VALUE",
                      help="Any other trainer setting (repeatable), e.g. --set step_size=200 --set gamma=0.5."),
         click.option("--resume", is_flag=True, help="Continue an interrupted run of the same output exactly."),
@@ -66,20 +77,20 @@ def training_options(f: Callable) -> Callable:
     return f
 
 
-def strategy_options(*, default: str | None) -> Callable[[Callable], Callable]:
-    """``--strategy`` (required when ``default`` is None), ``--opt`` key=value, ``--teacher``, ``--teacher-scale``."""
-
-    # click 8.3+: an explicit default=None satisfies required=True, so pass one or the other
-    chosen: dict[str, Any] = {"default": default, "show_default": True} if default else {"required": True}
+def strategy_options(*, required: bool) -> Callable[[Callable], Callable]:
+    """``--strategy`` (required, or the train operation's default), ``--opt`` key=value, ``--teacher``,
+    ``--teacher-scale``."""
+    help_ = "Training strategy (see docs/strategies.md)."
+    strategy = (click.option("--strategy", type=STRATEGIES, required=True, help=help_) if required else
+                stage_option("--strategy", type=STRATEGIES, default_from=OP + "strategy", help=help_))
 
     def deco(f: Callable) -> Callable:
         options = [
-            click.option("--strategy", **chosen,
-                         help="Training strategy: l1, mse, charbonnier, kd, ail, pspl (see docs/strategies.md)."),
+            strategy,
             click.option("--opt", "opts", multiple=True, metavar="KEY=VALUE",
                          help="Strategy option (repeatable; JSON values), e.g. --opt beta=0.1 --opt init=zeros."),
             click.option("--teacher", type=click.Path(dir_okay=False), default=None,
-                         help="Teacher checkpoint (any supported format) for kd and ail."),
+                         help="Teacher checkpoint (any supported format) for the strategies that use one."),
             click.option("--teacher-scale", type=click.IntRange(2, 4), default=None,
                          help="Override the teacher's scale (one VDSR file serves ×2, ×3 and ×4)."),
         ]
@@ -94,11 +105,11 @@ def train_config(settings: dict[str, Any], *, preset: str | None, extra: tuple[s
     """The TrainConfig of a command: preset ← options given on the command line ← ``--set`` (and ``--seed``).
 
     An option left at its default does not override the preset (``--preset ail-official`` keeps lr 0.1)."""
+    from ..ops.train import train_config as build
     from ..train.presets import preset_settings
-    from ..train.trainer import TrainConfig
 
     ctx = click.get_current_context()
     base = preset_settings(preset)
     given = {k: settings[k] for k in CONFIG_OPTIONS
              if k in settings and (ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT or k not in base)}
-    return TrainConfig.from_dict({**base, **given, **parse_pairs(extra, "--set"), "seed": seed})
+    return build(preset=preset, settings={**given, **parse_pairs(extra, "--set"), "seed": seed}, seed=seed)

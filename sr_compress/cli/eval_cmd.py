@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from ._common import console, force_option, json_option, model_options, overrides_from, print_json
+from ._common import (
+    DEGRADATIONS,
+    console,
+    err_console,
+    force_option,
+    json_option,
+    model_options,
+    overrides_from,
+    print_json,
+)
 
 
 @click.command("eval")
@@ -14,7 +21,7 @@ from ._common import console, force_option, json_option, model_options, override
 @click.option("--data", default="default", show_default=True,
               help="'default' (bundled validation photos), a folder of HR images / HR+LR pairs, or a MATLAB "
                    ".npz of the AIL release (bicubic Y inputs: its unrounded-float protocol, VDSR-style models).")
-@click.option("--degradation", type=click.Choice(["bi", "bd", "dn"]), default="bi", show_default=True,
+@click.option("--degradation", type=DEGRADATIONS, default="bi", show_default=True,
               help="How LR images are made from HR ones (when the folder holds HR only).")
 @click.option("--no-bicubic", is_flag=True, help="Leave out the bicubic reference row.")
 @click.option("--crops", type=click.Path(dir_okay=False), default=None,
@@ -35,32 +42,24 @@ def eval_(model: str, data: str, degradation: str, no_bicubic: bool, crops: str 
       srcompress eval asrn_x2.pt --all-depths --json
       srcompress eval vdsr.pth --scale 3 --data ../shared/data/set5/matlab_bicubic_x3.npz
     """
-    from ..workflows import evaluate, load_model
+    from ..ops.evaluate import evaluate
 
-    loaded = load_model(model, overrides=overrides_from(over))
-    if data.lower().endswith(".npz"):
-        _npz(loaded.model, data, as_json)
-        return
-    if all_depths:
-        _all_depths(loaded.model, data, degradation, as_json)
-        return
-    reports = evaluate(loaded.model, data=data, degradation=degradation, with_bicubic=not no_bicubic,
-                       label=Path(model).name, crops=crops, force=force)
-    if as_json:
-        print_json({"model": model, "guesses": loaded.guesses, "reports": [r.to_dict() for r in reports]})
-        return
-    from ._render import eval_table, show_guesses
+    o = evaluate(model, data=data, degradation=degradation, bicubic=not no_bicubic, crops=crops,
+                 all_depths=all_depths, overrides=overrides_from(over), force=force)
+    if o.mode == "npz":
+        _render_npz(o.npz, as_json)
+    elif o.mode == "depths":
+        _render_depths(o.loaded.model, o.depths, data, degradation, as_json)
+    elif as_json:
+        print_json({"model": model, "guesses": o.loaded.guesses, "reports": [r.to_dict() for r in o.reports]})
+    else:
+        from ._render import eval_table, show_guesses
 
-    show_guesses(loaded.guesses)
-    console.print(eval_table(reports, title=f"×{loaded.model.scale} on {data} ({degradation.upper()})"))
+        show_guesses(o.loaded.guesses)
+        console.print(eval_table(o.reports, title=f"×{o.loaded.model.scale} on {data} ({degradation.upper()})"))
 
 
-def _all_depths(model, data: str, degradation: str, as_json: bool) -> None:
-    from ..compress.truncate import evaluate_depths
-    from ..workflows import eval_pairs_for
-    from ._common import err_console
-
-    table = evaluate_depths(model, eval_pairs_for(data, model.scale, degradation))
+def _render_depths(model, table, data: str, degradation: str, as_json: bool) -> None:
     for w in table.warnings:
         err_console.print(f"[yellow]warning[/] {w}")
     if as_json:
@@ -79,29 +78,18 @@ def _all_depths(model, data: str, degradation: str, as_json: bool) -> None:
     console.print(t)
 
 
-def _npz(model, data: str, as_json: bool) -> None:
-    """The AIL release's protocol: MATLAB bicubic Y inputs from the npz, unrounded float Y-PSNR, scale px shaved."""
-    from ..errors import ConfigError
-    from ..evaluate import load_npz_y, npz_y_psnr
-
-    if model.channels != 1 or not model.pre_upsample:
-        raise ConfigError(f"an .npz of bicubic Y inputs is for Y-channel bicubic-input models (VDSR), not "
-                          f"{model.arch} with {model.channels} channels")
-    images = load_npz_y(data)
-    rows = [(name, npz_y_psnr(model, [(name, lr, gt)], model.scale)) for name, lr, gt in images]
-    mean = sum(v for _, v in rows) / len(rows)
+def _render_npz(scores, as_json: bool) -> None:
     if as_json:
-        print_json({"data": data, "scale": model.scale, "protocol": "npz bicubic Y, unrounded float, scale px "
-                    "shaved", "images": dict(rows), "mean_psnr_y": mean})
+        print_json(scores.to_dict())
         return
     from rich.table import Table
 
-    t = Table(title=f"×{model.scale} on {data}", caption="AIL-release protocol: MATLAB bicubic Y input, output "
-              "clipped, unrounded float Y-PSNR, scale px shaved")
+    t = Table(title=f"×{scores.scale} on {scores.data}", caption="AIL-release protocol: MATLAB bicubic Y input, "
+              "output clipped, unrounded float Y-PSNR, scale px shaved")
     t.add_column("image")
     t.add_column("Y-PSNR", justify="right")
-    for name, v in rows:
+    for name, v in scores.images.items():
         t.add_row(name, f"{v:.3f}")
     t.add_section()
-    t.add_row("[bold]mean[/]", f"[bold]{mean:.3f}[/]")
+    t.add_row("[bold]mean[/]", f"[bold]{scores.mean_psnr_y:.3f}[/]")
     console.print(t)

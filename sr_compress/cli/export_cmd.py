@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from ._common import (
@@ -14,7 +12,10 @@ from ._common import (
     overrides_from,
     print_json,
     seed_option,
+    stage_option,
 )
+
+D = "sr_compress.ops.export:DEFAULTS:"  # the defaults live in deploy.onnx.export_onnx
 
 
 @click.command("export")
@@ -24,7 +25,7 @@ from ._common import (
                    "folder and report (nothing is written).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Output .onnx file [default: MODEL with the .onnx suffix].")
-@click.option("--opset", type=click.IntRange(11, 21), default=17, show_default=True, help="ONNX opset.")
+@stage_option("--opset", type=click.IntRange(11, 21), default_from=D + "opset", help="ONNX opset.")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=None,
               help="Max |ORT - PyTorch| on the [0,1] output [default: 1e-4].")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim (keep the exporter's graph as is).")
@@ -48,26 +49,16 @@ def export(model: str, to_onnx: bool, output: str | None, opset: int, tolerance:
       srcompress export student.pt --onnx -o student.onnx
       srcompress export student.pt --check-only          # would it export, validate and be plain?
     """
-    from ..checkpoint import load_checkpoint
-    from ..deploy.onnx import export_onnx
+    from ..ops.export import export as export_op
     from ._render import show_guesses
 
-    loaded = load_checkpoint(model, overrides=overrides_from(over))
-    show_guesses(loaded.guesses)
-    out = Path(output) if output else Path(model).with_suffix(".onnx")
-    kw = dict(opset=opset, simplify=not no_simplify, tolerance=tolerance, seed=seed, halo=halo)
-    if to_onnx:
-        report = export_onnx(loaded.model, out, force=force, inputs=(model,), **kw)
-    else:
-        import tempfile
-
-        with tempfile.TemporaryDirectory(prefix="srcompress-check-") as tmp:
-            report = export_onnx(loaded.model, Path(tmp) / out.name, **kw)
-        report.path = None  # nothing was written
+    o = export_op(model, output, write=to_onnx, opset=opset, simplify=not no_simplify, tolerance=tolerance,
+                  seed=seed, halo=halo, overrides=overrides_from(over), force=force)
+    show_guesses(o.loaded.guesses)
     if as_json:
-        print_json(report.to_dict())
+        print_json(o.report.to_dict())
     else:
-        _render(report)
+        _render(o.report)
 
 
 def _render(r) -> None:

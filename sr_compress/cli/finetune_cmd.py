@@ -12,14 +12,15 @@ from ._training import parse_pairs, strategy_options, train_config, training_opt
 
 @click.command("finetune")
 @click.argument("student", type=click.Path(dir_okay=False))
-@strategy_options(default=None)
+@strategy_options(required=True)
 @training_options
 def finetune(student: str, strategy: str, opts: tuple[str, ...], teacher: str | None, teacher_scale: int | None,
              data: str, degradation: str, preset: str | None, extra: tuple[str, ...], resume: bool, output: str,
              seed: int, force: bool, **settings: Any) -> None:
-    """Fine-tune STUDENT (any supported checkpoint) with a strategy: kd, ail, pspl, l1, mse, charbonnier.
+    """Fine-tune STUDENT (any supported checkpoint) with a strategy (--strategy lists them).
 
-    kd and ail need --teacher (same scale and colour space as the student); the others refuse one.
+    The strategies that learn from a teacher (e.g. kd, ail, memsr) need --teacher (same scale and colour
+    space as the student); the others refuse one.
     Strategy options come as --opt key=value (docs/strategies.md lists them); --preset ail-official gives
     the AIL paper's schedule (SGD 0.1 reset per round, 11 rounds: --steps must be a multiple of 11).
 
@@ -32,8 +33,8 @@ def finetune(student: str, strategy: str, opts: tuple[str, ...], teacher: str | 
           --steps 110000 -o s13_ail.pt
       srcompress finetune student.pt --strategy pspl --opt ssim_range=faithful -o student_pspl.pt
     """
-    from ..workflows import finetune as finetune_model
-    from ..workflows import is_main_process
+    from ..ops.train import finetune as finetune_model
+    from ..ops.train import is_main_process
     from ._progress import training_progress
 
     config = train_config(settings, preset=preset, extra=extra, seed=seed)

@@ -18,7 +18,8 @@ def info(model: str, size: str, as_json: bool) -> None:
     Example:
       srcompress info student.pt --size 480x270
     """
-    from ..workflows import model_info, parse_size
+    from ..config import parse_size
+    from ..ops.info import model_info
 
     data = model_info(model, size=parse_size(size))
     if as_json:

@@ -5,7 +5,21 @@ from __future__ import annotations
 
 import click
 
-from ._common import console, force_option, json_option, model_options, overrides_from, print_json, seed_option
+from ._common import (
+    RegistryName,
+    console,
+    force_option,
+    json_option,
+    model_options,
+    overrides_from,
+    print_json,
+    seed_option,
+    stage_option,
+)
+
+D = "sr_compress.ops.plainify:DEFAULTS:"  # the defaults live in compress.plainify.plainify
+SCHEMES = RegistryName("sr_compress.compress.plainify:SCHEMES")
+TAILS = RegistryName("sr_compress.compress.plainify:TAILS")
 
 
 @click.command("plainify")
@@ -16,25 +30,24 @@ from ._common import console, force_option, json_option, model_options, override
 @click.option("--width", type=click.IntRange(min=1), default=None, help="Fixed student width for every layer.")
 @click.option("--memory-budget", default=None, metavar="SIZE",
               help="Pick the smallest ε whose student's theoretical peak at --size fits, e.g. 200MB.")
-@click.option("--size", default="1920x1080", show_default=True,
-              help="Output size (WxH) the memory bound is computed at.")
-@click.option("--scheme", type=click.Choice(["pair", "shift"]), default="pair", show_default=True,
+@stage_option("--size", default_from=D + "size", help="Output size (WxH) the memory bound is computed at.")
+@stage_option("--scheme", type=SCHEMES, default_from=D + "scheme",
               help="How --exact-only carries a skip across a ReLU: relu(x), relu(-x) pairs, or x + C.")
 @click.option("--shift-c", type=float, default=None, help="C of the shift scheme [default: 1000·img_range/255].")
 @click.option("--exact-only", is_flag=True, help="Write the exact plain equivalent (no SVD, teacher widths).")
-@click.option("--tail", type=click.Choice(["copy", "shuffle"]), default="copy", show_default=True,
+@stage_option("--tail", type=TAILS, default_from=D + "tail",
               help="Copy the teacher's upsampler, or fit one conv to 3·s² + one PixelShuffle (least squares).")
-@click.option("--shift-coef", type=click.FloatRange(min=0), default=30.0, show_default=True,
+@stage_option("--shift-coef", type=click.FloatRange(min=0), default_from=D + "shift_coef",
               help="Mean shift of the student features: k·mean of their negative part (the paper's 3 clips "
                    "about 12% of every feature; see docs/plainify.md).")
-@click.option("--round-to", type=click.IntRange(min=1), default=1, show_default=True,
+@stage_option("--round-to", type=click.IntRange(min=1), default_from=D + "round_to",
               help="Round each width up to a multiple of this (e.g. 8).")
 @click.option("--data", default="default", show_default=True,
               help="Training images for the calibration patches: 'default' or a folder.")
-@click.option("--patches", type=click.IntRange(min=1), default=16, show_default=True,
+@stage_option("--patches", type=click.IntRange(min=1), default_from=D + "patches",
               help="Calibration patches (random LR crops).")
-@click.option("--patch-size", type=click.IntRange(min=4), default=48, show_default=True, help="LR patch side.")
-@click.option("--columns", type=click.IntRange(min=1), default=32768, show_default=True,
+@stage_option("--patch-size", type=click.IntRange(min=4), default_from=D + "patch_size", help="LR patch side.")
+@stage_option("--columns", type=click.IntRange(min=1), default_from=D + "columns",
               help="At most this many pixel columns per SVD.")
 @model_options
 @seed_option
@@ -57,8 +70,8 @@ def plainify(teacher: str, output: str, eps: float | None, width: int | None, me
       srcompress plainify teacher.pt --memory-budget 200MB --size 1920x1080 --tail shuffle -o student.pt
       srcompress plainify teacher.pt --exact-only --scheme pair -o plain_teacher.pt
     """
-    from ..compress.memsr import plainify_file
-    from ..workflows import parse_size
+    from ..config import parse_size
+    from ..ops.plainify import plainify_file
 
     options = {"eps": eps, "width": width, "memory_budget": memory_budget, "exact_only": exact_only,
                "scheme": scheme, "tail": tail, "round_to": round_to, "shift_c": shift_c, "seed": seed}
@@ -80,7 +93,7 @@ def _render(o) -> None:
     from rich.table import Table
 
     r = o.report
-    if hasattr(r, "max_abs_err64"):
+    if o.mode == "exact":
         console.print(f"exact plain equivalent ({r.scheme} scheme): {r.layers} layers, widths {r.widths}")
         console.print(f"max |plain − teacher| / output range: float64 {r.max_abs_err64:.2e}, "
                       f"float32 {r.max_abs_err32:.2e}")

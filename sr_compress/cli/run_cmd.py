@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import console, err_console, json_option, print_json
+from ._common import console, err_console, json_option, print_json, show_warnings
 
 
 @click.command("run")
@@ -34,6 +34,8 @@ def run(recipe: str, out: str | None, fresh: bool, as_json: bool) -> None:
     with training_progress() as progress:
         results = run_recipe(r, progress=progress, fresh=fresh,
                              on_stage=lambda s, status: err_console.print(f"[bold]{s.id}[/] ({s.kind}): {status}"))
+    for x in results:
+        show_warnings([f"{x.id}: {w}" for w in x.warnings])
     if as_json:
         print_json({"recipe": r.name, "out": str(r.out), "stages": [vars(x) for x in results]})
         return

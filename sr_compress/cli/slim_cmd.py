@@ -6,20 +6,34 @@ from pathlib import Path
 
 import click
 
-from ._common import console, force_option, json_option, model_options, overrides_from, print_json, seed_option
+from ._common import (
+    RegistryName,
+    console,
+    force_option,
+    json_option,
+    model_options,
+    overrides_from,
+    print_json,
+    seed_option,
+    stage_option,
+)
+
+D = "sr_compress.ops.slim:DEFAULTS:"  # the defaults live in compress.slim.slim
+SELECT = RegistryName("sr_compress.compress.slim:SELECTS")
+INIT = RegistryName("sr_compress.compress.slim:INITS")
 
 
 @click.command("slim")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--rho", type=float, required=True,
               help="Fraction of channels removed from every inner layer, in (0, 1): width → round(C·(1−ρ)).")
-@click.option("--select", type=click.Choice(["l1", "random"]), default="l1", show_default=True,
+@stage_option("--select", type=SELECT, default_from=D + "select",
               help="Which channels stay: the most important (group L1 norm) or a seeded random subset.")
-@click.option("--init", "init", type=click.Choice(["copy", "scratch"]), default="copy", show_default=True,
+@stage_option("--init", "init", type=INIT, default_from=D + "init",
               help="copy: the kept channels' weights from MODEL; scratch: fresh weights (the paper's students).")
-@click.option("--round-to", type=click.IntRange(min=1), default=1, show_default=True,
+@stage_option("--round-to", type=click.IntRange(min=1), default_from=D + "round_to",
               help="Round every width up to a multiple of this (8 or 16 suit CPU/GPU kernels).")
-@click.option("--size", default="320x180", show_default=True, help="LR input size (WxH) for the FLOPs columns.")
+@stage_option("--size", default_from=D + "size", help="LR input size (WxH) for the FLOPs columns.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Student checkpoint [default: MODEL_slim<ρ>.pt beside MODEL].")
 @model_options
@@ -40,18 +54,17 @@ def slim(model: str, rho: float, select: str, init: str, round_to: int, size: st
       srcompress slim vdsr.pth --rho 0.8 --select random --seed 1 -o vdsr_f13.pt
       srcompress slim edsr_x4.pt --rho 0.5 --round-to 8 --json -o edsr_half.pt
     """
-    from ..workflows import parse_size, slim_checkpoint
+    from ..config import parse_size
+    from ..ops.slim import slim_checkpoint
     from ._render import show_guesses
 
-    out = Path(output) if output else Path(model).with_name(f"{Path(model).stem}_slim{rho:g}.pt")
-    path, report, loaded = slim_checkpoint(model, rho=rho, out=out, select=select, init=init, round_to=round_to,
-                                           seed=seed, size=parse_size(size), overrides=overrides_from(over),
-                                           force=force)
+    o = slim_checkpoint(model, rho=rho, out=output, select=select, init=init, round_to=round_to, seed=seed,
+                        size=parse_size(size), overrides=overrides_from(over), force=force)
     if as_json:
-        print_json({**report.to_dict(), "output": str(path)})
+        print_json({**o.report.to_dict(), "output": str(o.path)})
         return
-    show_guesses(loaded.guesses)
-    _render(report, path)
+    show_guesses(o.loaded.guesses)
+    _render(o.report, o.path)
 
 
 def _render(r, path: Path) -> None:

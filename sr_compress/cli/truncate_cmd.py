@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import console, err_console, force_option, json_option, print_json, seed_option
+from ._common import console, force_option, json_option, print_json, seed_option, show_warnings
 
 
 @click.command("truncate")
@@ -27,16 +27,10 @@ def truncate(model: str, blocks: int, output: str, seed: int, force: bool, as_js
     Example:
       srcompress truncate asrn_x2.pt --blocks 3 -o asrn_x2_k3.pt
     """
-    from ..checkpoint import save_checkpoint
-    from ..compress.truncate import truncate as run
-    from ..fileio import check_output
-    from ..workflows import load_model
+    from ..ops.truncate import truncate_checkpoint
 
-    check_output(output, inputs=(model,), force=force)
-    new, report = run(load_model(model).model, blocks=blocks, seed=seed)
-    save_checkpoint(new, output, force=force, inputs=(model,))
-    for w in report.warnings:
-        err_console.print(f"[yellow]warning[/] {w}")
+    report = truncate_checkpoint(model, output, blocks=blocks, seed=seed, force=force).report
+    show_warnings(report.warnings)
     if as_json:
         print_json({**report.to_dict(), "output": output})
         return

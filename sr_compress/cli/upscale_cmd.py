@@ -31,11 +31,8 @@ def upscale(model: str, images: tuple[str, ...], output: str, tile: int | None, 
     Example:
       srcompress upscale student.pt photo.png -o photo_x4.png --tile 256
     """
-    from ..workflows import load_model, upscale_files
+    from ..ops.upscale import upscale as upscale_op
 
-    net = model if model.lower().endswith(".onnx") else load_model(model, overrides=overrides_from(over)).model
-    max_bytes = max_memory_mb * 2**20 if max_memory_mb else None
-    written = upscale_files(net, list(images), output, tile=tile, max_bytes=max_bytes, halo=halo,
-                           force=force)
-    for p in written:
+    for p in upscale_op(model, images, output, tile=tile, max_memory_mb=max_memory_mb, halo=halo,
+                        overrides=overrides_from(over), force=force):
         console.print(f"wrote {p}")

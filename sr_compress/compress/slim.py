@@ -23,8 +23,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.datasets import default_images
 from ..errors import ConfigError, VerificationError
+from ..infer import to_model_space
+from ..metrics import macs_by_module
 from ..models import SRModel, build_model, count_params
+from ..models.capture import capture_outputs
 from ..models.groups import ChannelGroup, Member
 from .base import StageReport, record_stage
 
@@ -170,8 +174,6 @@ def _member_axes(m: Member) -> list[tuple[str, int]]:
 # -- calibration --------------------------------------------------------------------------------------------------
 def calibration_batch(model: SRModel, *, n: int = 8, side: int = 48, seed: int = 0) -> torch.Tensor:
     """``n`` seeded ``side``² crops of the bundled training photos in ``model``'s input space (Y or RGB)."""
-    from ..infer import to_model_space
-    from ..train.data import default_images
 
     gen = torch.Generator().manual_seed(seed)
     images = [im.hr for im in default_images("train")]
@@ -190,7 +192,6 @@ def calibrate_gains(teacher: nn.Module, student: nn.Module, groups: list[Channel
     """Per group, in forward order: one gain on all its producers (weights and biases) so that the mean
     absolute output of its first producer on ``x`` equals the teacher's over the kept channels. Exact no-op
     when nothing was cut; activations being positively homogeneous (ReLU, PReLU), a gain passes through them."""
-    from ..train.strategies import capture_outputs
 
     order = {name: i for i, (name, _) in enumerate(teacher.named_modules())}
     firsts = {g.name: g.producers[0] for g in groups}
@@ -217,7 +218,6 @@ def calibrate_gains(teacher: nn.Module, student: nn.Module, groups: list[Channel
 # -- report -------------------------------------------------------------------------------------------------------
 def _report(old: SRModel, new: SRModel, groups: list[ChannelGroup], widths: dict[str, int],
             params: dict[str, Any], size: tuple[int, int]) -> SlimReport:
-    from ..metrics import macs_by_module
 
     shape = old.input_shape(size)
     macs_old, macs_new = macs_by_module(old, shape), macs_by_module(new, shape)

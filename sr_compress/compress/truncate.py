@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError, first_line
+from ..evaluate import evaluate_model
+from ..metrics import count_macs
 from ..models import SRModel, build_model, count_params
 from .base import StageReport, record_stage
 
@@ -146,16 +148,12 @@ class ElasticTable:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return {**asdict(self), "size": f"{self.size[0]}x{self.size[1]}"}
 
 
 def evaluate_depths(model: SRModel, pairs: list, *, size: tuple[int, int] = (320, 180),
                     depths: Sequence[int] | None = None) -> ElasticTable:
     """Y-PSNR/SSIM (our eval protocol) on ``pairs``, params and FLOPs (LR ``size`` W×H) per depth, N..1."""
-    from ..evaluate import evaluate_model
-    from ..metrics import count_macs
 
     n = len(body_blocks(model))
     deep = trained_with_deep_supervision(model.provenance)

@@ -401,7 +401,7 @@ def measure_memory(entries: Sequence[_Entry], *, device: str, threads: int, roun
             args = [e.spec.path, "--shape", ",".join(map(str, e.shape)), "--device", device, "--threads",
                     threads, "--preset", _probe_preset(e),
                     "--channels-last" if channels_last else "--no-channels-last"]
-            opts = ORT_PRESETS.get(e.preset, {}) if e.spec.kind == "onnx" else {}
+            opts = ORT_PRESETS.get(e.preset) if e.spec.kind == "onnx" else {}
             e.memory.append(run_probe(args, env=probe_env(opts, device)))
 
 
@@ -463,7 +463,7 @@ def bench_models(paths: Sequence[str | os.PathLike], *, device: str = "cpu",
 
 def _timing_process_setup(entries: Sequence[_Entry], device: str) -> str:
     """Apply the presets' glibc malloc threshold to this (timing) process; say what was set."""
-    wanted = [ORT_PRESETS[e.preset].get("malloc_mmap_threshold") for e in entries if e.spec.kind == "onnx"]
+    wanted = [ORT_PRESETS.get(e.preset).get("malloc_mmap_threshold") for e in entries if e.spec.kind == "onnx"]
     threshold = max((w for w in wanted if w), default=None)
     if device == "cpu" and threshold and set_mmap_threshold(threshold):
         return f"mallopt(M_MMAP_THRESHOLD={threshold})"

@@ -30,6 +30,7 @@ import torch
 from .. import __version__
 from ..errors import ConfigError, InputError, VerificationError, first_line
 from ..fileio import atomic_write, check_output, require_file
+from ..infer import default_real_images, model_space_input
 from ..models import SRModel
 from . import tiling
 
@@ -41,7 +42,6 @@ DEFAULT_OPSET = 17
 DEFAULT_TOLERANCE = 1e-4
 PRODUCER = "srcompress"
 RANDOM_SHAPE = (2, 19, 23)  # batch 2 and odd sizes: exercises the dynamic N, H and W axes
-REAL_CROPS = ((180, 200, 36, 44), (120, 150, 27, 33))  # (top, left, height, width) of skimage's astronaut
 PLAIN_OPS = frozenset({"Conv", "Relu", "DepthToSpace", "Identity"})
 DECLARABLE = frozenset({"PRelu", "LeakyRelu", "global_residual"})
 _AFFINE = frozenset({"Sub", "Mul", "Div", "Add"})
@@ -254,21 +254,6 @@ def validate_onnx(model: SRModel, data: bytes, real_images: Sequence[torch.Tenso
     real = [model_space_input(model, img) for img in (real_images or default_real_images())]
     errors = [_max_error(model, session, [rand]), _max_error(model, session, real)]
     return [list(x.shape) for x in (rand, *real)], errors
-
-
-def default_real_images() -> list[torch.Tensor]:
-    """Two crops (36×44 and 27×33, RGB NCHW in [0, 1]) of scikit-image's astronaut photo."""
-    from skimage import data
-
-    photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1).float().div(255).unsqueeze(0)
-    return [photo[..., t:t + h, left:left + w].contiguous() for t, left, h, w in REAL_CROPS]
-
-
-def model_space_input(model: SRModel, lr_rgb: torch.Tensor) -> torch.Tensor:
-    """What the network takes for an LR RGB batch: Y for 1-channel models, bicubic-upscaled for VDSR."""
-    from ..infer import model_input, to_model_space
-
-    return model_input(model, to_model_space(model, lr_rgb)).float()
 
 
 @torch.no_grad()

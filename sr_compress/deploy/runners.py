@@ -15,16 +15,16 @@ from typing import Any
 
 from ..errors import ConfigError, InputError
 from ..fileio import require_file
+from ..registry import Registry
 
 #: glibc malloc threshold of the ``lowmem`` preset: frees above 1 MB go back to the OS at once (docs/benchmarks.md)
 MMAP_THRESHOLD = 1 << 20
 #: onnxruntime session settings by name; ``lowmem`` is the default (lowest peak, docs/benchmarks.md).
-ORT_PRESETS: dict[str, dict[str, Any]] = {
-    "lowmem": {"enable_cpu_mem_arena": False, "enable_mem_pattern": False,
-               "malloc_mmap_threshold": MMAP_THRESHOLD},
-    "arena": {"enable_cpu_mem_arena": True, "enable_mem_pattern": False},
-    "default": {"enable_cpu_mem_arena": True, "enable_mem_pattern": True},
-}
+ORT_PRESETS: Registry[dict[str, Any]] = Registry("onnxruntime preset")
+ORT_PRESETS.add("lowmem", {"enable_cpu_mem_arena": False, "enable_mem_pattern": False,
+                           "malloc_mmap_threshold": MMAP_THRESHOLD})
+ORT_PRESETS.add("arena", {"enable_cpu_mem_arena": True, "enable_mem_pattern": False})
+ORT_PRESETS.add("default", {"enable_cpu_mem_arena": True, "enable_mem_pattern": True})
 KINDS = {".onnx": "onnx", ".pt": "pt", ".pth": "pt"}
 DEVICES = ("cpu", "cuda")
 
@@ -56,9 +56,7 @@ class Runner:
 
 
 def preset_options(preset: str) -> dict[str, Any]:
-    if preset not in ORT_PRESETS:
-        raise ConfigError(f"unknown onnxruntime preset {preset!r}; choose one of {', '.join(ORT_PRESETS)}")
-    return dict(ORT_PRESETS[preset])
+    return dict(ORT_PRESETS.get(preset))
 
 
 def check_device(device: str) -> None:

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..evaluate import comparison_rows, eval_pairs_for, evaluate_bicubic, evaluate_model
 from ..fileio import atomic_write, atomic_write_text, check_output
 from ..models import SRModel, count_params
+from ..visual import save_comparison
 from .bench import BenchResult, ModelBench
-from .report import MB
+from .report import MB, plot, settings_line
 
 
 @dataclass
@@ -57,10 +59,6 @@ def pipeline_report(models: Mapping[str, SRModel], out_dir: str | os.PathLike, *
                     force: bool = False) -> PipelineReport:
     """Evaluate ``models`` (label → model; the first is the reference, e.g. the teacher, that the others are
     compared with) and write the report files; the crops show bicubic, the others, the reference, HR."""
-    from ..evaluate import comparison_rows, evaluate_bicubic, evaluate_model
-    from ..visual import save_comparison
-    from ..workflows import eval_pairs_for
-
     out = Path(out_dir)
     names = ("report.md", "report.json", "report.png", "crops.png")
     for n in names:
@@ -82,10 +80,8 @@ def pipeline_report(models: Mapping[str, SRModel], out_dir: str | os.PathLike, *
     crops = [bicubic, *reports[1:], reports[0]]  # bicubic | each student | the reference (teacher) | HR
     save_comparison(out / "crops.png", comparison_rows(crops, pairs), force=force)
     atomic_write_text(out / "report.json", json.dumps(rep.to_dict(), indent=2), force=force)
-    atomic_write_text(out / "report.md", report_markdown(rep), force=force)
+    atomic_write_text(out / "report.md", pipeline_markdown(rep), force=force)
     if bench is not None:
-        from .report import plot
-
         atomic_write(out / "report.png", lambda p: plot(bench, p, {r.label: r.psnr_y for r in rows}), force=force)
     return rep
 
@@ -103,8 +99,6 @@ def _row(label: str, model: SRModel, r: Any, b: ModelBench | None) -> ModelSumma
 def _settings(bench: BenchResult | None) -> str | None:
     if bench is None:
         return None
-    from .report import settings_line
-
     return settings_line(bench)
 
 
@@ -112,7 +106,7 @@ def _cell(v: float | None, spec: str) -> str:
     return "–" if v is None else format(v, spec)
 
 
-def report_markdown(rep: PipelineReport) -> str:
+def pipeline_markdown(rep: PipelineReport) -> str:
     """The report as Markdown (fit for a README, a pull request or a CI job summary)."""
     first = rep.rows[0]
     lines = [f"# {rep.title}", "",

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..metrics import count_params
 
 if TYPE_CHECKING:  # pragma: no cover
     from .groups import ChannelGroup
@@ -55,6 +56,10 @@ class SRModel(nn.Module):
     depth_hparam: ClassVar[str | None] = "n_blocks"
     #: List hyper-parameters with one entry per body block: name → (entries before the blocks, entries after).
     per_block_hparams: ClassVar[dict[str, tuple[int, int]]] = {"block_feats": (0, 0)}
+    #: Why this family cannot be plainified (``srcompress plainify``), or None when it may be: the stage then
+    #: reads it as an EDSR-style chain (mean shift, head conv, residual conv-ReLU-conv blocks, body conv +
+    #: global skip, pixel-shuffle tail) and names the first module that does not fit. Declared per family.
+    plainify_refusal: ClassVar[str | None] = None
 
     def __init__(self, **hparams: Any) -> None:
         super().__init__()
@@ -114,10 +119,6 @@ class SRModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"arch={self.arch}, scale={self.hparams.get('scale')}"
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 class MeanShift(nn.Module):

@@ -16,6 +16,8 @@ from .registry import register_model
 @register_model("fsrcnn")
 class FSRCNN(SRModel):
     """FSRCNN(d, s, m); every conv but the last is followed by PReLU. ``channels=1`` is the paper's Y model."""
+    plainify_refusal = ("it has no skip to remove, and its PReLU activations and ConvTranspose upsampler (deconv) are "
+                        "not conv / ReLU / pixel shuffle")
 
     depth_hparam = "m"
     per_block_hparams = {"widths": (2, 1)}  # d, s, one per mapping layer, the expanding conv

@@ -17,6 +17,8 @@ from .registry import register_model
 @register_model("msrresnet")
 class MSRResNet(SRModel):
     """``lrelu(conv_first) → body → lrelu upsampler → lrelu(conv_hr) → conv_last``, plus bilinear(x)."""
+    plainify_refusal = ("its global skip adds a bilinear upsampling of the input image (F.interpolate in forward) and "
+                        "its activations are LeakyReLU (body.*.act) — neither is a conv / ReLU / add / pixel shuffle")
 
     def __init__(self, scale: int = 4, n_feats: int = 64, n_blocks: int = 16, channels: int = 3,
                  block_feats: Sequence[int] | None = None, tail_feats: Sequence[int] | None = None) -> None:

@@ -65,6 +65,7 @@ class PlainSR(SRModel):
     ``{"out": int, "act": "relu"|"identity"|"prelu"|"lrelu", "shuffle": int, "k": int}`` (or int widths).
     ``n_tail`` last layers form ``tail``; the first is ``head``; the rest are ``body`` (a ModuleList).
     """
+    plainify_refusal = "it is already a plain chain"
 
     plain = True
 

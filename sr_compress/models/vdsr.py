@@ -19,6 +19,8 @@ class VDSR(SRModel):
 
     ``scale`` records which scale the model is used for (the released weights serve ×2, ×3 and ×4 alike).
     """
+    plainify_refusal = ("its only skip is the global image residual, which the plain-graph check already accepts when "
+                        "declared (export reports it plain); there is no skip across a ReLU to remove")
 
     pre_upsample = True
     depth_hparam = "n_layers"

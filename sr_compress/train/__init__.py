@@ -1,4 +1,1 @@
-"""Training: data and degradations (data.py, degrade.py), losses, strategies and the one trainer.
-
-Kept free of imports so that ``import sr_compress.train.degrade`` stays light.
-"""
+"""Training: losses, strategies, presets and the one trainer (data and degradations live in sr_compress.data)."""

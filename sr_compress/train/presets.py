@@ -8,23 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ConfigError
+from ..registry import Registry
 from .strategies.ail import AIL_OFFICIAL
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # the AIL paper's VDSR schedule: round 0 + 10 update rounds, SGD 0.1 reset each round, ×0.1 every 10 epochs
-    "ail-official": AIL_OFFICIAL,
-}
+PRESETS: Registry[dict[str, Any]] = Registry("preset")
+# the AIL paper's VDSR schedule: round 0 + 10 update rounds, SGD 0.1 reset each round, ×0.1 every 10 epochs
+PRESETS.add("ail-official", AIL_OFFICIAL)
 
 
 def list_presets() -> list[str]:
-    return sorted(PRESETS)
+    return PRESETS.names()
 
 
 def preset_settings(name: str | None) -> dict[str, Any]:
     """The settings of preset ``name`` (a copy; ``None`` → none)."""
-    if name is None:
-        return {}
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(list_presets())}")
-    return dict(PRESETS[name])
+    return {} if name is None else dict(PRESETS.get(name))

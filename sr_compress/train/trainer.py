@@ -30,9 +30,11 @@ from torch import nn
 from ..checkpoint import FORMAT, read_raw, save_checkpoint
 from ..config import from_dict
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
-from ..infer import model_input, to_model_space
+from ..infer import model_input, super_resolve, to_model_space
+from ..metrics import psnr
 from ..models import SRModel
-from .strategies import Batch, Strategy, TrainContext, build_strategy, capture_outputs
+from ..models.capture import capture_outputs
+from .strategies import Batch, Strategy, TrainContext, build_strategy
 
 log = logging.getLogger(__name__)
 
@@ -556,9 +558,6 @@ class Trainer:
 def psnr_validator(pairs: Sequence[Any], *, y: bool = True, name: str = "val_psnr") -> Validator:
     """A ``validate`` callback: mean PSNR (Y channel by default, ``scale`` px border crop, 8-bit rounding)
     of the model over ``pairs`` (objects with RGB NCHW [0, 1] ``lr`` and ``hr``, e.g. ``EvalPair``)."""
-    from ..infer import super_resolve
-    from ..metrics import psnr
-
     def validate(model: SRModel) -> dict[str, float]:
         dev = next(model.parameters()).device
         vals = [float(psnr(super_resolve(model, _batched(p.lr).to(dev)).cpu(), p.hr.cpu(), crop=model.scale, y=y))

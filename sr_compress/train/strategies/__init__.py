@@ -6,11 +6,10 @@ from .base import (
     Strategy,
     TrainContext,
     build_strategy,
-    capture_outputs,
     list_strategies,
     register_strategy,
     strategy_class,
 )
 
-__all__ = ["Batch", "Strategy", "TrainContext", "build_strategy", "capture_outputs", "list_strategies",
+__all__ = ["Batch", "Strategy", "TrainContext", "build_strategy", "list_strategies",
            "register_strategy", "strategy_class"]

@@ -18,8 +18,7 @@ Call order in :meth:`sr_compress.train.trainer.Trainer.fit`::
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -167,35 +166,6 @@ class Strategy:
     def describe(self) -> dict[str, Any]:
         """JSON-able description: name and hyper-parameters."""
         return {"name": self.name, **self.params}
-
-
-@contextmanager
-def capture_outputs(model: nn.Module, names: Sequence[str]) -> Iterator[list[torch.Tensor]]:
-    """Record the outputs of the submodules ``names`` during the forward passes run inside the block.
-
-    Yields a list that fills in call order (one tensor per named module per forward). Pass the plain model
-    (``ctx.model``): the hooks fire also when the forward runs through the DDP wrapper (``ctx.forward``).
-
-    Each output is recorded as a clone taken when the module returns: a following in-place op (EDSR's
-    ``ReLU(inplace=True)`` after ``conv1``) would otherwise overwrite the recorded tensor, and the "output of
-    ``body.0.conv1``" would silently be ``relu(conv1)``. The clone stays in the autograd graph (student
-    features keep their gradient).
-    """
-    modules = dict(model.named_modules())
-    missing = [n for n in names if n not in modules]
-    if missing:
-        raise ConfigError(f"{type(model).__name__} has no submodule(s) {missing[:3]}")
-    out: list[torch.Tensor] = []
-
-    def record(_m: nn.Module, _i: Any, o: Any) -> None:
-        out.append(o.clone() if isinstance(o, torch.Tensor) else o)
-
-    handles = [modules[n].register_forward_hook(record) for n in names]
-    try:
-        yield out
-    finally:
-        for h in handles:
-            h.remove()
 
 
 # -- registry -----------------------------------------------------------------------------------------------------

@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError
+from ...models.capture import capture_outputs
 from ..losses import pixel_loss
-from .base import Batch, Strategy, TrainContext, capture_outputs, register_strategy
+from .base import Batch, Strategy, TrainContext, register_strategy
 
 BRIDGE_INITS = ("winning", "random")
 
