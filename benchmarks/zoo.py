@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import inspect
 import json
 import logging
 import os
@@ -363,6 +364,9 @@ def run_eval(work: Path, data: Path, entries: Sequence[dict], *, threads: int = 
     from sr_compress.evaluate import evaluate_table
 
     torch.set_num_threads(threads)
+    # whole images (IMDN's contrast attention and ESA are global: tiling would change their output); older
+    # evaluate_table versions tiled by default above ``max_bytes``
+    whole = {"max_bytes": None} if "max_bytes" in inspect.signature(evaluate_table).parameters else {}
     path = work / "eval.json"
     saved = {} if force else _load_json(path)
     saved.setdefault("rows", {})
@@ -375,13 +379,13 @@ def run_eval(work: Path, data: Path, entries: Sequence[dict], *, threads: int = 
     for e in todo:
         t0 = time.perf_counter()
         if e["kind"] == "bicubic":
-            table = evaluate_table({}, folders, e["scale"], max_bytes=None)
+            table = evaluate_table({}, folders, e["scale"], **whole)
             method = "bicubic"
         else:
             model = load_model(Path(e["path"]), e["scale"]).eval()
             mine = folders if Path(e["path"]).name not in HEAVY or heavy_sets is None else \
                 {k: v for k, v in folders.items() if k in heavy_sets}
-            table = evaluate_table({e["label"]: model}, mine, e["scale"], with_bicubic=False, max_bytes=None)
+            table = evaluate_table({e["label"]: model}, mine, e["scale"], with_bicubic=False, **whole)
             method = e["label"]
         res = {name: asdict(table.mean(method, name, e["scale"])) for name in folders
                if table.mean(method, name, e["scale"]) is not None}

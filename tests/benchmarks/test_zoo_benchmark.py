@@ -19,7 +19,11 @@ from sr_compress.checkpoint import save_checkpoint
 from sr_compress.imresize import imresize
 from sr_compress.models import build_model, model_class
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "zoo.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo.py"
+#: what the benchmark builds on: the teacher cache and ONNX reading (#14, onnxt), the IMDN/RLFN/SRVGGNetCompact
+#: families (#14, zoo), evaluate_table and the MATLAB uint8 bicubic (#13, data), quantize (#15, optional)
+NEEDS = ("sr_compress.train.teacher_cache", "sr_compress.models.imdn", "sr_compress.models.srvgg")
+MISSING = [m for m in NEEDS if importlib.util.find_spec(m) is None]
 
 
 def _load():
@@ -77,6 +81,7 @@ def _fake_data(root: Path) -> None:
         save_checkpoint(model, zoo / f"{name}.pth")
 
 
+@pytest.mark.skipif(bool(MISSING), reason=f"this checkout lacks {MISSING} (issues #13/#14 not merged)")
 def test_zoo_benchmark_end_to_end(tmp_path):
     mod = _load()
     data, work = tmp_path / "data", tmp_path / "work"
