@@ -315,9 +315,20 @@ def _load_json(path: Path) -> dict[str, Any]:
 
 
 def _save_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=float))
-    tmp.replace(path)
+    """Write ``data``, keeping the ``rows`` that other processes saved meanwhile (evaluations of different
+    models may run side by side): read-merge-write under an exclusive lock, replaced atomically."""
+    import fcntl
+
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = _load_json(path)
+        merged = {**current, **data}
+        if "rows" in current or "rows" in data:
+            merged["rows"] = {**current.get("rows", {}), **data.get("rows", {})}
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(merged, indent=1, default=float))
+        tmp.replace(path)
+        data.update(merged)
 
 
 def eval_entries(work: Path, data: Path, jobs: Sequence[Job], zoo_nets: Sequence[ZooNet] = ZOO) -> list[dict]:
@@ -729,8 +740,10 @@ def goals(c: dict[str, Any], jobs: Sequence[Job]) -> list[str]:
     plain = [j for j in jobs if j.arch == "plain"]
     if imdn is not None and plain:
         def gap(j: Job) -> float:
-            return imdn - (_y(c, f"student:{j.name}", "B100") or -99)
+            return imdn - _y(c, f"student:{j.name}", "B100")
 
+        plain = [j for j in plain if _y(c, f"student:{j.name}", "B100") is not None]
+    if imdn is not None and plain:
         j = min(plain, key=gap)
         peak = _peak(c["bench"].get(f"arch:{_arch_key(jobs, j)}"))
         ratio = peak / imdn_peak if peak and imdn_peak else None
