@@ -5,13 +5,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench ail-repro proof proof-table lint clean help
+.PHONY: demo test bench ail-repro data-scale bench-table proof proof-table lint clean help
 
 help:
 	@echo "make demo   - train a small EDSR teacher on the bundled photos, evaluate, export and bench it"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - measure latency/peak memory of the reference models, write docs/benchmarks.md"
 	@echo "make ail-repro - AIL/KD/PSPL on the released VDSR (13-ch student) + PSPL convergence (~10 min, 1 thread)"
+	@echo "make data-scale - DIV2K-size synthetic folder (800 images, in /tmp): cache build, loader, training RSS"
+	@echo "make bench-table - the VDSR teacher's Set5/Set14/B100 table (x2/x3/x4) from one evaluate_table call"
 	@echo "make proof  - issue #16: published SR nets vs students distilled from IMDN on train291 (~2.5 h on 2 cores;"
 	@echo "               PROOF_RUNS=dir keeps runs; make proof-table rebuilds docs/results.md from them)"
 	@echo "make lint   - ruff"
@@ -34,6 +36,13 @@ bench: $(STAMP)
 
 ail-repro: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) benchmarks/ail_reproduction.py --out docs/ail_reproduction.md
+
+data-scale: $(STAMP)
+	$(PY) benchmarks/data_scale.py --root /tmp/srcompress_div2k_synth --out /tmp/srcompress_data_scale.json
+
+bench-table: $(STAMP)
+	$(PY) benchmarks/benchmark_table.py table --out /tmp/srcompress_benchmark_table
+	$(PY) benchmarks/benchmark_table.py agree --out /tmp/srcompress_benchmark_table
 
 PROOF_RUNS ?= runs/proof
 proof: $(STAMP)

@@ -562,7 +562,7 @@ def run_bench(work: Path, data: Path, jobs: Sequence[Job], *, kinds: Sequence[st
             saved["settings"] = asdict(res.settings)
         saved["machine"] = asdict(res.machine)
         saved.setdefault("runs", []).append({"scale": scale, "models": [k for k, _ in items], "runs": n_runs,
-                                             "warmup": n_warm,
+                                             "warmup": n_warm, "loadavg_1m": round(os.getloadavg()[0], 2),
                                              "seconds": round(time.perf_counter() - t0, 1),
                                              "date": res.machine.date})
         _save_json(path, saved)
@@ -645,6 +645,7 @@ def collect(work: Path, jobs: Sequence[Job]) -> dict[str, Any]:
     qu = _load_json(work / "quant.json")
     runs = {j.name: _load_json(work / j.name / "run.json") for j in jobs}
     return {"eval": ev, "bench": be.get("rows", {}), "bench_settings": be.get("settings"),
+            "bench_runs": be.get("runs", []),
             "bench_machine": be.get("machine"), "quant": qu.get("rows", {}), "quant_missing": qu.get("missing"),
             "runs": runs, "eval_machine": _load_json(work / "eval.json").get("machine"),
             "quant_variants": qu.get("variants"), "quant_variants_of": qu.get("variants_of")}
@@ -846,6 +847,11 @@ def tradeoff_plot(c: dict[str, Any], jobs: Sequence[Job], out: Path) -> Path:
 BEGIN, END = "<!-- proof:begin -->", "<!-- proof:end -->"
 
 
+def _load_range(c: dict[str, Any]) -> str:
+    loads = [r["loadavg_1m"] for r in c.get("bench_runs", []) if "loadavg_1m" in r]
+    return f"{min(loads):.1f}–{max(loads):.1f}" if loads else "?"
+
+
 def render(c: dict[str, Any], jobs: Sequence[Job], *, command: str, img_prefix: str, data: Path = DATA) -> str:
     bs, bm = c.get("bench_settings") or {}, c.get("bench_machine") or {}
     runs = [r for r in c["runs"].values() if r]
@@ -864,7 +870,8 @@ def render(c: dict[str, Any], jobs: Sequence[Job], *, command: str, img_prefix: 
              "(bound = srcompress's theoretical minimum live memory). Float models run in PyTorch (eager), "
              "int8 graphs in onnxruntime. Machine: "
              f"{bm.get('cpu', train_machine.get('cpu', '?'))}, {bm.get('cores', '?')} cores shared with other "
-             f"work (latencies are indicative); bench {bm.get('date', '?')}.", ""]
+             f"work (latencies are indicative: 1-min load average {_load_range(c)} during the bench calls); "
+             f"bench {bm.get('date', '?')}.", ""]
     lines += ["### The zoo (released weights)", ""] + zoo_table(c) + [""]
     notes = [f"- {z.label}: {z.note}" for z in ZOO if z.note]
     partial = [f"{z.label} ×{sc}" for z in ZOO for sc in z.scales

@@ -3,8 +3,9 @@
 Quality (docs/metrics.md): images are float (C,H,W) or (1,C,H,W) in [0,1], C = 3 (RGB) or 1
 (already the Y channel). Both images are clipped to [0,1]; with ``y=True`` RGB is converted to BT.601 Y
 (MATLAB ``rgb2ycbcr``); with ``quantize=True`` every image that is measured is rounded to 8 bits first — RGB
-before the conversion and Y after it, exactly as MATLAB's uint8 pipeline does; ``crop`` pixels are removed at
-every border. Arithmetic is float64 on the 0–255 scale (peak 255).
+before the conversion and Y after it, exactly as MATLAB's uint8 pipeline does (``round_y=False`` keeps Y in
+float after the 8-bit RGB: BasicSR's convention, the "float" Y of ``sr_compress.evaluate``); ``crop`` pixels are
+removed at every border. Arithmetic is float64 on the 0–255 scale (peak 255).
 
 Cost: MACs are the multiply-accumulates of Conv2d, ConvTranspose2d and Linear layers for one forward pass at
 a given input shape, biases excluded; FLOPs = 2·MACs, the convention of the efficient-SR literature.
@@ -45,39 +46,42 @@ def _as_chw(x: torch.Tensor, what: str) -> torch.Tensor:
     return x
 
 
-def _to_255(x: torch.Tensor, y: bool, quantize: bool) -> torch.Tensor:
-    """(C,H,W) in [0,1] → float64 on 0–255: clipped, rounded if ``quantize``, Y if ``y`` and C=3."""
+def _to_255(x: torch.Tensor, y: bool, quantize: bool, round_y: bool | None = None) -> torch.Tensor:
+    """(C,H,W) in [0,1] → float64 on 0–255: clipped, rounded if ``quantize``, Y if ``y`` and C=3 (rounded
+    again if ``round_y``, which defaults to ``quantize``)."""
     x = x.detach().to(torch.float64).clamp(0.0, 1.0) * PEAK
     if quantize:
         x = x.round()
     if y and x.shape[0] == 3:
         x = rgb_to_y(x / PEAK) * PEAK
-        if quantize:
+        if quantize if round_y is None else round_y:
             x = x.round()
     return x
 
 
 def prepare(sr: torch.Tensor, hr: torch.Tensor, *, crop: int = 0, y: bool = True,
-            quantize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two images exactly as PSNR/SSIM see them: float64 (C,H',W') on 0–255, borders cropped."""
+            quantize: bool = True, round_y: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two images exactly as PSNR/SSIM see them: float64 (C,H',W') on 0–255, borders cropped.
+    ``round_y``: round Y after the conversion (MATLAB); None = as ``quantize``."""
     a, b = _as_chw(sr, "sr"), _as_chw(hr, "hr")
     if a.shape != b.shape:
         raise InputError(f"sr and hr differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
     h, w = a.shape[-2:]
     if crop < 0 or 2 * crop >= min(h, w):
         raise InputError(f"cannot crop {crop} px from each border of a {w}x{h} image")
-    a, b = _to_255(a, y, quantize), _to_255(b, y, quantize)
+    a, b = _to_255(a, y, quantize, round_y), _to_255(b, y, quantize, round_y)
     return a[:, crop: h - crop, crop: w - crop], b[:, crop: h - crop, crop: w - crop]
 
 
 def psnr(sr: torch.Tensor, hr: torch.Tensor, *, crop: int = 0, y: bool = True,
-         quantize: bool = True) -> float:
+         quantize: bool = True, round_y: bool | None = None) -> float:
     """PSNR in dB (peak 255) of ``sr`` against ``hr``: (C,H,W) or (1,C,H,W) in [0,1], C = 3 RGB or 1 Y.
 
     ``y``: measure the BT.601 Y channel of RGB images (else all RGB channels together); ``quantize``: round to
-    8 bits; ``crop``: pixels removed at every border (the scale, by convention). Identical images → inf.
+    8 bits; ``round_y``: round Y too (MATLAB ``rgb2ycbcr`` on uint8; None = as ``quantize``); ``crop``: pixels
+    removed at every border (the scale, by convention). Identical images → inf.
     """
-    a, b = prepare(sr, hr, crop=crop, y=y, quantize=quantize)
+    a, b = prepare(sr, hr, crop=crop, y=y, quantize=quantize, round_y=round_y)
     mse = torch.mean((a - b) ** 2).item()
     return math.inf if mse == 0 else 10.0 * math.log10(PEAK * PEAK / mse)
 
@@ -111,13 +115,13 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def ssim(sr: torch.Tensor, hr: torch.Tensor, *, crop: int = 0, y: bool = True,
-         quantize: bool = True) -> float:
+         quantize: bool = True, round_y: bool | None = None) -> float:
     """SSIM (Wang et al. 2004, MATLAB ``ssim_index``) of ``sr`` against ``hr``; same inputs as :func:`psnr`.
 
     11×11 Gaussian window σ = 1.5, K1 = 0.01, K2 = 0.03, L = 255, 'valid' filtering, float64. RGB
     (``y=False``): the mean over the three channels' SSIM.
     """
-    a, b = prepare(sr, hr, crop=crop, y=y, quantize=quantize)
+    a, b = prepare(sr, hr, crop=crop, y=y, quantize=quantize, round_y=round_y)
     return ssim_map(a, b).mean(dim=(1, 2)).mean().item()
 
 

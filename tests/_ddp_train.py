@@ -2,13 +2,15 @@
 
 Usage: ``python -m torch.distributed.run --standalone --nproc_per_node 2 tests/_ddp_train.py OUT_DIR`` trains
 twice (mean, then sum reduction; each fit joins and leaves the process group itself), then a tiny ASRN with the
-multi-output forward (``dsl_psd``), and writes OUT_DIR/{mean,sum,dsl_psd}/last.pt from rank 0.
+multi-output forward (``dsl_psd``), then the EDSR on image files through the cached loader, and writes
+OUT_DIR/{mean,sum,dsl_psd}/last.pt and OUT_DIR/cached/run/last.pt from rank 0.
 The test imports it for the single-process runs of the same global batch.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -61,8 +63,43 @@ def run_multi_depth(out_dir: str) -> TrainResult:
     return Trainer(model, "dsl_psd", ToySource(), config, out_dir=out_dir, force=True).fit()
 
 
+def make_images(folder: Path) -> Path:
+    """Three small deterministic PNGs; every process writes them (atomically), as ranks sharing a disk would."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    g = np.random.default_rng(0)
+    for i in range(3):
+        arr = g.integers(0, 256, (40 + 4 * i, 44, 3), dtype=np.uint8)
+        tmp = folder / f".im{i}.{os.getpid()}.png"
+        Image.fromarray(arr).save(tmp)
+        os.replace(tmp, folder / f"im{i}.png")
+    return folder
+
+
+def run_cached(out_dir: str) -> TrainResult:
+    """The tiny EDSR on image files through the uint8 cache and the prefetching loader; under torchrun both
+    ranks build the same cache folder at once (content-keyed, atomic renames)."""
+    from sr_compress.data.cache import cached_sampler
+    from sr_compress.data.layouts import detect_layout
+
+    data = make_images(Path(out_dir) / "data")
+    source = cached_sampler(detect_layout(data, SCALE, "train"), SCALE, PATCH * SCALE, BATCH,
+                            cache_dir=Path(out_dir) / "cache", prefetch=2, workers=1)
+    config = TrainConfig(steps=STEPS, batch_size=BATCH, patch_size=PATCH * SCALE, optimizer="adam", lr=1e-3,
+                         grad_clip=1.0, ckpt_every=0, log_every=1, device="cpu")
+    try:
+        return Trainer(initial_model(), "l1", source, config, out_dir=f"{out_dir}/run", force=True).fit()
+    finally:
+        source.close()
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     for reduction in ("mean", "sum"):
         run(f"{sys.argv[1]}/{reduction}", reduction)
     run_multi_depth(f"{sys.argv[1]}/dsl_psd")
+    run_cached(f"{sys.argv[1]}/cached")

@@ -14,6 +14,15 @@ SHARED_DATA = Path(os.environ.get("SRCOMPRESS_SHARED_DATA", SHARED / "data"))
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _image_cache(tmp_path_factory):
+    """Trainings on data folders decode into a per-session image cache, never into ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SRCOMPRESS_CACHE", str(tmp_path_factory.mktemp("image_cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture
 def tiny_ckpt(tmp_path):
     """A tiny EDSR ×2 checkpoint (seed 0) in the test's folder."""

@@ -25,11 +25,14 @@ from .format import LoadedModel
 log = logging.getLogger(__name__)
 
 KNOWN_FORMATS = ("srcompress", "EDSR-PyTorch (EDSR)", "BasicSR (EDSR, MSRResNet)", "MMagic (EDSR)",
-                 "pytorch-vdsr (VDSR, also pickled whole modules)")
-OVERRIDABLE = ("scale", "res_scale", "img_range", "rgb_mean", "rgb_std")
+                 "pytorch-vdsr (VDSR, also pickled whole modules)", "IMDN (Zheng222/IMDN)", "RFDN (njulj/RFDN)",
+                 "RLFN (bytedance/RLFN, also RLFN_Prune)", "Real-ESRGAN SRVGGNetCompact",
+                 "FSRCNN (yjn870/FSRCNN-pytorch)")
+OVERRIDABLE = ("scale", "res_scale", "img_range", "rgb_mean", "rgb_std", "act")
 #: how a user sets each override from the command line (sr_compress.cli._common.model_options)
 OVERRIDE_HINTS = {"scale": "--model-scale", "res_scale": "--res-scale", "img_range": "--img-range",
-                  "rgb_mean": "overrides={'rgb_mean': ...}", "rgb_std": "overrides={'rgb_std': ...}"}
+                  "rgb_mean": "overrides={'rgb_mean': ...}", "rgb_std": "overrides={'rgb_std': ...}",
+                  "act": "overrides={'act': ...}"}
 
 
 # ================================================================ format detection and import
@@ -48,10 +51,12 @@ def _coerce(name: str, value: Any) -> Any:
             return float(value)
         if name in ("rgb_mean", "rgb_std") and len(value) == 3 and (name == "rgb_mean" or min(value) > 0):
             return [float(v) for v in value]
+        if name == "act" and value in ("relu", "lrelu", "prelu"):
+            return str(value)
     except (TypeError, ValueError):
         pass
     raise ConfigError(f"invalid {name} {value!r}: scale is one of {SCALES}; res_scale, img_range > 0; "
-                      "rgb_mean, rgb_std three numbers (std > 0)")
+                      "rgb_mean, rgb_std three numbers (std > 0); act relu, lrelu or prelu")
 
 
 def _fmt(value: Any) -> str:
@@ -110,6 +115,8 @@ class _Plan:
     out_scale: torch.Tensor | None = None  # per-output-channel factor folded into the last conv
     out_shift: torch.Tensor | None = None  # added to the last conv's bias (after out_scale)
     extra_keys: tuple[str, ...] = field(default_factory=tuple)  # source keys used outside the convs
+    #: our state-dict key → the source key, for families imported by renaming (every tensor, not only convs)
+    keymap: Callable[[str], str] | None = None
 
 
 def _conv_weight(sd: dict[str, Any], key: str, where: str) -> torch.Tensor:
@@ -243,12 +250,161 @@ def _plan_vdsr(sd: dict[str, Any], opts: _Options) -> _Plan:
     return _Plan("pytorch-vdsr", "vdsr", hp, convs)
 
 
+# ---------------------------------------------------------------- the lightweight families (renamed keys)
+
+
+def _renamer(rules: list[tuple[str, str]]) -> Callable[[str], str]:
+    """Our key → source key by the first matching ``(regex on our key, replacement)``; unmatched keys stay."""
+    compiled = [(re.compile(p), r) for p, r in rules]
+
+    def rename(key: str) -> str:
+        for pat, rep in compiled:
+            m = pat.fullmatch(key)
+            if m:
+                return m.expand(rep)
+        return key
+
+    return rename
+
+
+def _block_index(rename: Callable[[str], str]) -> Callable[[str], str]:
+    """Upstream numbers blocks from 1 (``IMDB1``, ``B1``, ``block_1``); ours from 0: shift the index."""
+    def shifted(key: str) -> str:
+        m = re.fullmatch(r"body\.(\d+)\.(.*)", key)
+        return rename(f"body.{int(m.group(1)) + 1}.{m.group(2)}" if m else key)
+
+    return shifted
+
+
+def _count_from_1(sd: dict[str, Any], pattern: str, where: str) -> int:
+    idx = sorted({int(m.group(1)) for k in sd if (m := re.fullmatch(pattern, k))})
+    if idx != list(range(1, len(idx) + 1)):
+        raise CheckpointError(f"{where}: blocks numbered {idx[:6]} are not 1..{len(idx)}")
+    return len(idx)
+
+
+def _pixel_shuffle_scale(w: torch.Tensor, channels: int, key: str, where: str) -> int:
+    out = int(w.shape[0])
+    for s in SCALES:
+        if out == channels * s * s:
+            return s
+    raise CheckpointError(f"{where}: {key} has {out} outputs for {channels} channels; no scale in {SCALES} fits")
+
+
+def _lightweight_common(sd: dict[str, Any], opts: _Options, head: str, up: str) -> tuple[int, int, int]:
+    n_feats, channels = _conv_weight(sd, f"{head}.weight", opts.where).shape[:2]
+    scale = opts.fixed("scale", _pixel_shuffle_scale(_conv_weight(sd, f"{up}.weight", opts.where), channels,
+                                                     up, opts.where))
+    return int(n_feats), int(channels), scale
+
+
+def _plan_imdn(sd: dict[str, Any], opts: _Options) -> _Plan:
+    n_feats, channels, scale = _lightweight_common(sd, opts, "fea_conv", "upsampler.0")
+    n_blocks = _count_from_1(sd, r"IMDB(\d+)\.c1\.weight", opts.where)
+    d = int(_conv_weight(sd, "IMDB1.c4.weight", opts.where).shape[0])
+    cca = int(_conv_weight(sd, "IMDB1.cca.conv_du.0.weight", opts.where).shape[0])
+    opts.fixed("img_range", 1.0)  # IMDN computes on [0, 1] (test_IMDN.py: im / 255)
+    hp = {"scale": scale, "n_feats": n_feats, "n_blocks": n_blocks, "channels": channels, "distilled": d,
+          "cca_feats": cca}
+    rules = [(r"head\.(.*)", r"fea_conv.\1"), (r"body\.(\d+)\.(.*)", r"IMDB\1.\2"), (r"fuse\.(.*)", r"c.0.\1"),
+             (r"body_conv\.(.*)", r"LR_conv.\1"), (r"tail\.0\.(.*)", r"upsampler.0.\1")]
+    return _Plan("imdn", "imdn", hp, [], keymap=_block_index(_renamer(rules)))
+
+
+def _img_range_255(opts: _Options, upstream: str) -> float:
+    return opts.pick("img_range", 255.0, f"not stored; {upstream} feeds RGB in 0..255 and returns 0..255")
+
+
+def _plan_rfdn(sd: dict[str, Any], opts: _Options) -> _Plan:
+    n_feats, channels, scale = _lightweight_common(sd, opts, "fea_conv", "upsampler.0")
+    n_blocks = _count_from_1(sd, r"B(\d+)\.c1_r\.weight", opts.where)
+    d = int(_conv_weight(sd, "B1.c1_d.weight", opts.where).shape[0])
+    f = int(_conv_weight(sd, "B1.esa.conv1.weight", opts.where).shape[0])
+    hp = {"scale": scale, "n_feats": n_feats, "n_blocks": n_blocks, "channels": channels, "distilled": d,
+          "esa_feats": f, "img_range": _img_range_255(opts, "RFDN's test.py (uint2tensor4 divides by 1)")}
+    rules = [(r"head\.(.*)", r"fea_conv.\1"), (r"body\.(\d+)\.(.*)", r"B\1.\2"), (r"fuse\.(.*)", r"c.0.\1"),
+             (r"body_conv\.(.*)", r"LR_conv.\1"), (r"tail\.0\.(.*)", r"upsampler.0.\1")]
+    return _Plan("rfdn", "rfdn", hp, [], keymap=_block_index(_renamer(rules)))
+
+
+def _plan_rlfn(sd: dict[str, Any], opts: _Options) -> _Plan:
+    n_feats, channels, scale = _lightweight_common(sd, opts, "conv_1", "upsampler.0")
+    n_blocks = _count_from_1(sd, r"block_(\d+)\.c1_r\.weight", opts.where)
+    mid = int(_conv_weight(sd, "block_1.c1_r.weight", opts.where).shape[0])
+    esa = int(_conv_weight(sd, "block_1.esa.conv1.weight", opts.where).shape[0])
+    hp = {"scale": scale, "n_feats": n_feats, "n_blocks": n_blocks, "channels": channels, "mid_feats": mid,
+          "esa_feats": esa, "img_range": _img_range_255(opts, "RLFN's test_demo.py (x 255)")}
+    rules = [(r"head\.(.*)", r"conv_1.\1"), (r"body\.(\d+)\.(.*)", r"block_\1.\2"),
+             (r"body_conv\.(.*)", r"conv_2.\1"), (r"tail\.0\.(.*)", r"upsampler.0.\1")]
+    return _Plan("rlfn", "rlfn", hp, [], keymap=_block_index(_renamer(rules)))
+
+
+def _plan_srvgg(sd: dict[str, Any], opts: _Options) -> _Plan:
+    convs = sorted(int(m.group(1)) for k, v in sd.items()
+                   if (m := re.fullmatch(r"body\.(\d+)\.weight", k)) and isinstance(v, torch.Tensor) and v.dim() == 4)
+    if len(convs) < 2 or convs != list(range(0, 2 * len(convs), 2)):
+        raise CheckpointError(f"{opts.where}: SRVGGNetCompact convs at body.{convs[:6]} are not body.0, 2, 4, …")
+    last = f"body.{convs[-1]}"
+    n_feats, channels = _conv_weight(sd, "body.0.weight", opts.where).shape[:2]
+    scale = opts.fixed("scale", _pixel_shuffle_scale(sd[f"{last}.weight"], int(channels), last, opts.where))
+    if "body.1.weight" in sd:
+        act = opts.fixed("act", "prelu")
+    else:
+        act = opts.pick("act", "relu", "no PReLU slopes stored, so ReLU or LeakyReLU(0.1); not recorded")
+    opts.fixed("img_range", 1.0)  # RealESRGANer feeds img / 255
+    hp = {"scale": scale, "n_feats": int(n_feats), "n_conv": len(convs) - 2, "act": act, "channels": int(channels)}
+    n = len(convs) - 2
+
+    def keymap(key: str) -> str:
+        m = re.fullmatch(r"(head|body\.(\d+)|tail)\.(\d+)\.(.*)", key)
+        if not m:
+            return key
+        part, i, j, rest = m.group(1), m.group(2), int(m.group(3)), m.group(4)
+        pos = j if part == "head" else (2 * n + 2 if part == "tail" else 2 + 2 * int(i) + j)
+        return f"body.{pos}.{rest}"
+
+    return _Plan("real-esrgan", "srvgg", hp, [], keymap=keymap)
+
+
+def _plan_fsrcnn(sd: dict[str, Any], opts: _Options) -> _Plan:
+    d, channels = _conv_weight(sd, "first_part.0.weight", opts.where).shape[:2]
+    s = int(_conv_weight(sd, "mid_part.0.weight", opts.where).shape[0])
+    conv_idx = sorted(int(m.group(1)) for k, v in sd.items()
+                      if (m := re.fullmatch(r"mid_part\.(\d+)\.weight", k)) and v.dim() == 4)
+    if len(conv_idx) < 2 or conv_idx != list(range(0, 2 * len(conv_idx), 2)):
+        raise CheckpointError(f"{opts.where}: FSRCNN mid_part convs at {conv_idx[:6]} are not 0, 2, 4, …")
+    m = len(conv_idx) - 2
+    scale = opts.pick("scale", 2, "not stored (the deconv's stride is not in the weights); give the scale the "
+                      "weights were trained for")
+    hp = {"scale": scale, "d": int(d), "s": s, "m": m, "channels": int(channels)}
+
+    def keymap(key: str) -> str:
+        mm = re.fullmatch(r"(head|body\.(\d+)|tail)\.(\d+)\.(.*)", key)
+        if not mm:
+            return key
+        part, i, j, rest = mm.group(1), mm.group(2), int(mm.group(3)), mm.group(4)
+        if part == "head":
+            return f"first_part.{j}.{rest}" if j < 2 else f"mid_part.{j - 2}.{rest}"
+        if part == "tail":
+            return f"mid_part.{2 * m + 2 + j}.{rest}" if j < 2 else f"last_part.{rest}"
+        return f"mid_part.{2 + 2 * int(i) + j}.{rest}"
+
+    return _Plan("fsrcnn-pytorch", "fsrcnn", hp, [], keymap=keymap)
+
+
 _DETECT: list[tuple[tuple[str, ...], Callable[[dict[str, Any], _Options], _Plan]]] = [
     (("input.weight", "residual_layer.0.conv.weight", "output.weight"), _plan_vdsr),
     (("head.0.weight", "tail.0.0.weight", "tail.1.weight"), _plan_edsr_pytorch),
     (("conv_first.weight", "conv_after_body.weight", "upsample.0.upsample_conv.weight"), _plan_mmagic_edsr),
     (("conv_first.weight", "conv_after_body.weight", "upsample.0.weight"), _plan_basicsr_edsr),
     (("conv_first.weight", "upconv1.weight", "conv_hr.weight"), _plan_basicsr_msrresnet),
+    (("fea_conv.weight", "IMDB1.c1.weight", "c.0.weight", "LR_conv.weight", "upsampler.0.weight"), _plan_imdn),
+    (("fea_conv.weight", "B1.c1_d.weight", "B1.esa.conv_max.weight", "c.0.weight", "LR_conv.weight",
+      "upsampler.0.weight"), _plan_rfdn),
+    (("conv_1.weight", "block_1.c1_r.weight", "block_1.esa.conv4.weight", "conv_2.weight", "upsampler.0.weight"),
+     _plan_rlfn),
+    (("first_part.0.weight", "mid_part.0.weight", "last_part.weight"), _plan_fsrcnn),
+    (("body.0.weight", "body.2.weight"), _plan_srvgg),
 ]
 _CONTAINERS = ("params_ema", "params", "state_dict", "model")
 _PREFIXES = ("module.", "generator.", "model.")
@@ -331,6 +487,8 @@ def _assemble(plan: _Plan, sd: dict[str, torch.Tensor], where: str) -> SRModel:
         model = build_model(plan.arch, **plan.hparams)
     except ConfigError as e:
         raise CheckpointError(f"{where}: {e}") from None
+    if plan.keymap is not None:
+        return _assemble_mapped(model, plan, sd, where)
     ours = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if len(ours) != len(plan.convs):
         raise CheckpointError(f"{where}: {len(plan.convs)} convs in the file, {len(ours)} in {plan.arch}")
@@ -348,6 +506,23 @@ def _assemble(plan: _Plan, sd: dict[str, torch.Tensor], where: str) -> SRModel:
     return model.eval()
 
 
+def _assemble_mapped(model: SRModel, plan: _Plan, sd: dict[str, torch.Tensor], where: str) -> SRModel:
+    """Copy every tensor of ``model`` from its source key (``plan.keymap``); missing, misshapen or left-over
+    source keys are one CheckpointError line."""
+    assert plan.keymap is not None
+    state, used = model.state_dict(), set()
+    for mine in state:
+        theirs = plan.keymap(mine)
+        state[mine] = _take(sd, theirs, state[mine].shape, plan, where)
+        used.add(theirs)
+    extra = sorted(set(sd) - used)
+    if extra:
+        raise CheckpointError(f"{where}: {plan.source} {plan.arch} weights with unexpected keys {extra[:4]} "
+                              f"(not in a {plan.arch} with {_fmt_hparams(plan.hparams)})")
+    model.load_state_dict(state)
+    return model.eval()
+
+
 def _take(src: dict[str, torch.Tensor], key: str, shape: torch.Size, plan: _Plan, where: str) -> torch.Tensor:
     t = src.get(key)
     if not isinstance(t, torch.Tensor):
@@ -359,7 +534,7 @@ def _take(src: dict[str, torch.Tensor], key: str, shape: torch.Size, plan: _Plan
 
 
 def _fmt_hparams(hp: dict[str, Any]) -> str:
-    shown = ("scale", "n_feats", "n_blocks", "n_layers")
+    shown = ("scale", "n_feats", "n_blocks", "n_layers", "n_conv", "mid_feats", "d", "s", "m", "act")
     return ", ".join(f"{k}={_fmt(v)}" for k, v in hp.items() if k in shown)
 
 

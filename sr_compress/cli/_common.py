@@ -77,9 +77,11 @@ def model_options(f: Callable) -> Callable:
     """Overrides for values a foreign checkpoint does not store (they are guessed and reported otherwise)."""
     f = click.option("--res-scale", type=float, default=None, help="Override the residual scaling (EDSR).")(f)
     f = click.option("--img-range", type=float, default=None,
-                     help="Override the internal value range (255 for EDSR-PyTorch/BasicSR, 1 for MMagic).")(f)
+                     help="Override the internal value range (255 for EDSR-PyTorch/BasicSR/RFDN/RLFN, 1 for "
+                          "MMagic).")(f)
     f = click.option("--scale", "--model-scale", "model_scale", type=click.IntRange(2, 4), default=None,
-                     help="Override the model's scale (2, 3 or 4; e.g. for multi-scale VDSR weights).")(f)
+                     help="Override the model's scale (2, 3 or 4; e.g. for multi-scale VDSR weights, or FSRCNN "
+                          "weights, which do not store it).")(f)
     return f
 
 

@@ -14,7 +14,11 @@ def show_guesses(guesses: list[str]) -> None:
 
 def eval_table(reports: list, title: str = "") -> Table:
     """Per-image rows and a mean row; one column group per method (model, bicubic, …)."""
-    t = Table(title=title, caption="Y = BT.601 luma, 8-bit, scale px cropped; SSIM on Y; RGB PSNR over all channels")
+    from ..evaluate import Y_CONVENTIONS
+
+    y = getattr(reports[0], "y", "float") if reports else "float"
+    t = Table(title=title, caption=f"Y convention {y}: {Y_CONVENTIONS[y]}; scale px cropped; SSIM on Y; RGB PSNR "
+                                   "over all channels")
     t.add_column("image")
     for r in reports:
         t.add_column(f"{r.method}\nY-PSNR", justify="right")

@@ -67,6 +67,10 @@ def training_options(f: Callable) -> Callable:
         click.option("--set", "extra", multiple=True, metavar="KEY=VALUE",
                      help="Any other trainer setting (repeatable), e.g. --set step_size=200 --set gamma=0.5."),
         click.option("--resume", is_flag=True, help="Continue an interrupted run of the same output exactly."),
+        click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+                     help="Where a --data folder's images are decoded once (uint8 .npy, keyed by file content; "
+                          "default $SRCOMPRESS_CACHE or ~/.cache/srcompress/images; never inside the data "
+                          "folder)."),
         click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
                      help="Trained checkpoint (.pt)."),
         seed_option,

@@ -79,7 +79,11 @@ def _render(r) -> None:
     verdict = "[green]plain[/]" if r.is_plain else "[yellow]not plain[/]"
     console.print(f"{verdict}: {r.plain_reason}")
     done = f"wrote {r.path}" if r.path is not None else "checked only, nothing written"
-    console.print(f"receptive radius {r.receptive_radius} px (the tiling halo); {done} in {r.seconds:.1f} s")
+    from ..deploy.tiling import NOT_TILEABLE
+
+    radius = ("receptive field: the whole image (not tileable)" if r.receptive_radius == NOT_TILEABLE
+              else f"receptive radius {r.receptive_radius} px (the tiling halo)")
+    console.print(f"{radius}; {done} in {r.seconds:.1f} s")
 
 
 def _err(e: float | None) -> str:

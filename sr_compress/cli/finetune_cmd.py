@@ -15,7 +15,8 @@ from ._training import parse_pairs, strategy_options, train_config, training_opt
 @strategy_options(required=True)
 @training_options
 def finetune(student: str, strategy: str, opts: tuple[str, ...], teacher: str | None, teacher_scale: int | None,
-             data: str, degradation: str, preset: str | None, extra: tuple[str, ...], resume: bool, output: str,
+             data: str, degradation: str, preset: str | None, extra: tuple[str, ...], resume: bool,
+             cache_dir: str | None, output: str,
              seed: int, force: bool, **settings: Any) -> None:
     """Fine-tune STUDENT (any supported checkpoint) with a strategy (--strategy lists them).
 
@@ -42,7 +43,8 @@ def finetune(student: str, strategy: str, opts: tuple[str, ...], teacher: str | 
         out = finetune_model(student, out=output, config=config, strategy=strategy,
                              strategy_options=parse_pairs(opts, "--opt"), teacher=teacher,
                              teacher_scale=teacher_scale, data=data, degradation=degradation, resume=resume,
-                             force=force, progress=progress)
+                             force=force, progress=progress,
+                             cache_dir=cache_dir, cache_progress=progress)
     if is_main_process():
         console.print(f"fine-tuned {out.model.arch} ×{out.model.scale} with {strategy} for {out.steps} steps in "
                       f"{out.seconds:.0f} s (final loss {out.final_loss:.4g}) → {out.path}")

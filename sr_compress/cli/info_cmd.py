@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 
-from ._common import console, json_option, print_json
+from ._common import console, json_option, model_options, overrides_from, print_json
 
 
 @click.command("info")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--size", default="320x180", show_default=True, help="LR input size (WxH) for the FLOPs count.")
+@model_options
 @json_option
-def info(model: str, size: str, as_json: bool) -> None:
+def info(model: str, size: str, as_json: bool, **opts) -> None:
     """Show arch, hyper-parameters, parameters, FLOPs and provenance of MODEL (.pt or .onnx).
 
     \b
@@ -21,7 +22,7 @@ def info(model: str, size: str, as_json: bool) -> None:
     from ..config import parse_size
     from ..ops.info import model_info
 
-    data = model_info(model, size=parse_size(size))
+    data = model_info(model, size=parse_size(size), overrides=overrides_from(opts))
     if as_json:
         print_json(data)
         return

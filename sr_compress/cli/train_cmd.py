@@ -21,7 +21,8 @@ from ._training import OP, parse_pairs, strategy_options, train_config, training
 @training_options
 def train(arch: str | None, init: str | None, scale: int, hparams: tuple[str, ...], strategy: str,
           opts: tuple[str, ...], teacher: str | None, teacher_scale: int | None, data: str, degradation: str,
-          preset: str | None, extra: tuple[str, ...], resume: bool, output: str, seed: int, force: bool,
+          preset: str | None, extra: tuple[str, ...], resume: bool, cache_dir: str | None, output: str, seed: int,
+          force: bool,
           **settings: Any) -> None:
     """Train a super-resolution model on the bundled photos or your images.
 
@@ -41,7 +42,8 @@ def train(arch: str | None, init: str | None, scale: int, hparams: tuple[str, ..
         out = train_op(out=output, config=config, arch=arch, init=init, scale=scale,
                        hparams=parse_pairs(hparams, "--hparam"), data=data, degradation=degradation,
                        strategy=strategy, strategy_options=parse_pairs(opts, "--opt"), teacher=teacher,
-                       teacher_scale=teacher_scale, resume=resume, force=force, progress=progress)
+                       teacher_scale=teacher_scale, resume=resume, force=force, progress=progress,
+                       cache_dir=cache_dir, cache_progress=progress)
     if is_main_process():
         console.print(f"trained {out.model.arch} ×{out.model.scale} for {out.steps} steps in {out.seconds:.0f} s "
                       f"(final loss {out.final_loss:.4g}) → {out.path}")

@@ -4,9 +4,10 @@ Images are float32 RGB tensors in [0, 1]: (3,H,W) for single images, (N,3,h,w) f
 
 - Default data, no download: natural photos bundled inside scikit-image's wheel, read straight from its
   installed ``skimage/data`` folder (public domain or CC0, see docs/data.md); fixed split ``DEFAULT_SPLITS``.
-- Folders: HR images only (LR made with a degradation), or paired layouts — DIV2K
-  (``DIV2K_train_HR/0001.png`` + ``DIV2K_train_LR_bicubic/X2/0001x2.png``) and the benchmark layout
-  (``HR/baby.png`` + ``LR_bicubic/X2/babyx2.png``).
+- Folders: HR images only (LR made with a degradation; bicubic LR rounded to 8 bits by MATLAB's uint8 path, as
+  a saved LR file is), or the paired layouts that :mod:`sr_compress.data.layouts` detects — BasicSR
+  (``HR/baby.png`` + ``LR_bicubic/X2/babyx2.png``), DIV2K, SelfExSR (``image_SRF_2/*_HR.png`` + ``*_LR.png``).
+  Image files are read by :func:`sr_compress.data.images.read_u8` (greyscale → 3 equal channels, noted).
 - :class:`PatchSampler`: batch ``step`` is a pure function of ``(seed, step)``, which makes resume exact and
   DDP batches independent of the number of processes.
 """
@@ -22,15 +23,15 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
+from ..imresize import imresize
 from .degrade import NOISE_LEVEL, check_degradation, degrade, mod_crop
+from .images import IMAGE_SUFFIXES, list_images, read_u8, to_tensor
+from .layouts import Layout, detect_layout
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 #: The bundled photos we use (name → file in skimage/data). All public domain or CC0 (docs/data.md).
 SKIMAGE_PHOTOS = {
@@ -48,9 +49,6 @@ DEFAULT_SPLITS = {
 }
 _SPLITS = ("train", "val", "all")
 
-_GRAY_MODES = {"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
-_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
-
 
 @dataclass(frozen=True)
 class NamedImage:
@@ -58,6 +56,8 @@ class NamedImage:
 
     name: str
     hr: torch.Tensor
+    #: what reading the file did beyond decoding 8-bit RGB (e.g. greyscale → 3 channels), for reports
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,52 +67,23 @@ class EvalPair:
     name: str
     lr: torch.Tensor
     hr: torch.Tensor
+    note: str | None = None
 
 
 # -- reading images ------------------------------------------------------------------------------------------
-def _mode_problem(mode: str) -> str | None:
-    if mode in _GRAY_MODES or mode.startswith("I;"):
-        return "grayscale"
-    if mode in _ALPHA_MODES:
-        return "has an alpha channel"
-    return None if mode in ("RGB", "P") else "not RGB"
-
-
 def read_image(path: str | Path) -> torch.Tensor:
-    """An 8-bit RGB image file → (3,H,W) float32 in [0,1]. Palettes are expanded, other modes refused."""
-    from PIL import Image, UnidentifiedImageError
-
-    p = Path(path)
-    try:
-        with Image.open(p) as im:
-            problem = _mode_problem(im.mode)
-            if im.mode == "P" and "transparency" in im.info:
-                problem = "has transparency"
-            if problem:
-                raise DataError(f"{p}: image mode {im.mode} ({problem}); RGB is required, convert it first")
-            arr = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{p}: not a readable image ({e})") from None
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files (``IMAGE_SUFFIXES``, any case) directly inside ``folder``, sorted by name."""
-    d = Path(folder)
-    if not d.exists():
-        raise DataError(f"image folder not found: {d}")
-    if not d.is_dir():
-        raise DataError(f"not a folder: {d}")
-    files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith(".")
-                   and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise DataError(f"no images ({'/'.join(IMAGE_SUFFIXES)}) in {d}")
-    return files
+    """An image file → (3,H,W) float32 RGB in [0,1], by the rules of :func:`sr_compress.data.images.read_u8`."""
+    return to_tensor(read_u8(path)[0])
 
 
 def load_images(folder: str | Path) -> list[NamedImage]:
     """Every image directly inside ``folder`` as ``NamedImage(file stem, (3,H,W) float32 in [0,1])``."""
-    return [NamedImage(p.stem, read_image(p)) for p in list_images(folder)]
+    return [_named(p.stem, p) for p in list_images(folder)]
+
+
+def _named(name: str, path: Path) -> NamedImage:
+    arr, note = read_u8(path)
+    return NamedImage(name, to_tensor(arr), note)
 
 
 # -- default data --------------------------------------------------------------------------------------------
@@ -147,49 +118,27 @@ def default_images(split: str = "train") -> list[NamedImage]:
 
 
 # -- folders with HR/LR pairs --------------------------------------------------------------------------------
-def _pick(cands: list[Path], split: str, root: Path) -> Path | None:
-    if len(cands) > 1:
-        key = "valid" if split == "val" else "train"
-        cands = [d for d in cands if key in d.name.lower()] or cands
-    if len(cands) > 1:
-        raise DataError(f"{root} holds several HR folders ({', '.join(d.name for d in cands)}); point at one")
-    return cands[0] if cands else None
-
-
 def find_layout(root: Path, scale: int, split: str = "train") -> tuple[Path, Path | None]:
-    """(HR folder, LR folder or None) of ``root``: benchmark ``HR`` + ``LR_bicubic/X{s}``, DIV2K
-    ``<prefix>_HR`` + ``<prefix>_LR_bicubic/X{s}`` (train/valid chosen by ``split``), else ``root`` alone."""
-    x = f"X{scale}"
-    if (root / "HR").is_dir():
-        lr = root / "LR_bicubic" / x
-        return root / "HR", lr if lr.is_dir() else None
-    hr = _pick(sorted(d for d in root.glob("*_HR") if d.is_dir()), split, root)
-    if hr is None:
-        return root, None
-    lr = root / f"{hr.name[:-3]}_LR_bicubic" / x
-    return hr, lr if lr.is_dir() else None
+    """(HR folder, LR folder or None) of ``root`` (kept for callers of the old API; see ``detect_layout``)."""
+    layout = detect_layout(root, scale, split, check_sizes=False)
+    first = layout.files[0]
+    return first.hr.parent, first.lr.parent if layout.paired else None
 
 
-def _lr_files(lr_dir: Path, stems: Sequence[str], scale: int) -> list[Path]:
-    """The LR file of each HR stem: ``<stem>x<scale>.<ext>`` (DIV2K, benchmarks) or ``<stem>.<ext>``."""
-    index = {p.stem: p for p in sorted(lr_dir.iterdir(), reverse=True) if p.suffix.lower() in IMAGE_SUFFIXES}
-    out = []
-    for stem in stems:
-        path = index.get(f"{stem}x{scale}") or index.get(stem)
-        if path is None:
-            raise DataError(f"no LR image for {stem} in {lr_dir} (expected {stem}x{scale}.png)")
-        out.append(path)
-    return out
-
-
-def load_pair(hr_path: Path, lr_path: Path, scale: int) -> EvalPair:
+def load_pair(hr_path: Path, lr_path: Path, scale: int, name: str | None = None) -> EvalPair:
     """One HR/LR file pair; HR mod-cropped; the LR size must be the HR size // scale."""
-    hr, lr = read_image(hr_path), read_image(lr_path)
-    want = (hr.shape[1] // scale, hr.shape[2] // scale)
-    if tuple(lr.shape[1:]) != want:
-        raise DataError(f"{lr_path}: LR size {lr.shape[2]}x{lr.shape[1]} is not HR size "
-                        f"{hr.shape[2]}x{hr.shape[1]} / {scale} (expected {want[1]}x{want[0]})")
-    return EvalPair(hr_path.stem, lr, mod_crop(hr, scale))
+    (hr, hr_note), (lr, lr_note) = read_u8(hr_path), read_u8(lr_path)
+    want = (hr.shape[0] // scale, hr.shape[1] // scale)
+    if tuple(lr.shape[:2]) != want:
+        raise DataError(f"{lr_path}: LR size {lr.shape[1]}x{lr.shape[0]} is not HR size "
+                        f"{hr.shape[1]}x{hr.shape[0]} / {scale} (expected {want[1]}x{want[0]})")
+    note = hr_note or lr_note
+    return EvalPair(name or hr_path.stem, to_tensor(lr), mod_crop(to_tensor(hr), scale), note)
+
+
+def dataset_layout(source: str | Path, scale: int, split: str = "val") -> Layout:
+    """The detected :class:`~sr_compress.data.layouts.Layout` of a data folder (for reports)."""
+    return detect_layout(Path(source), scale, split)
 
 
 def load_dataset(source: str | Path | None, scale: int, degradation: str = "bi",
@@ -199,32 +148,47 @@ def load_dataset(source: str | Path | None, scale: int, degradation: str = "bi",
     degradation, split = check_degradation(degradation), _check_split(split)
     if source is None or str(source) == "default":
         return default_images(split)
-    root = Path(source)
-    if not root.is_dir():
-        raise DataError(f"data folder not found: {root}" if not root.exists() else f"not a folder: {root}")
-    hr_dir, lr_dir = find_layout(root, scale, split)
-    if lr_dir is not None and degradation != "bi":
-        log.info("%s: ignoring the bicubic LR images, making %s LR from HR", lr_dir, degradation)
-    if lr_dir is None or degradation != "bi":
-        return load_images(hr_dir)
-    hr_files = list_images(hr_dir)
-    lr_files = _lr_files(lr_dir, [p.stem for p in hr_files], scale)
-    return [load_pair(h, lr, scale) for h, lr in zip(hr_files, lr_files, strict=True)]
+    layout = detect_layout(Path(source), scale, split)
+    if layout.paired and degradation != "bi":
+        log.info("%s: ignoring the bicubic LR images, making %s LR from HR", layout.root, degradation)
+    if not layout.paired or degradation != "bi":
+        return [_named(f.name, f.hr) for f in layout.files]
+    return [load_pair(f.hr, f.lr, scale, f.name) for f in layout.files]
+
+
+def bicubic_lr_u8(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """The bicubic LR of a mod-cropped (3,H,W) HR in [0,1] made as a saved LR file is: MATLAB's uint8
+    ``imresize`` of the 8-bit HR (bit-exact with the published benchmark LR files), back to float [0,1]."""
+    u8 = hr.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return imresize(u8, 1.0 / scale, uint8=True).float().div_(255.0)
+
+
+def make_eval_pair(item: NamedImage, scale: int, degradation: str, index: int) -> EvalPair:
+    """HR mod-cropped and degraded: ``bi`` by :func:`bicubic_lr_u8` (rounded to 8 bits, like the published LR
+    files), ``bd``/``dn`` by :func:`~sr_compress.data.degrade.degrade` (DN noise seeded by ``index``)."""
+    hr = mod_crop(item.hr, scale)
+    if degradation == "bi":
+        return EvalPair(item.name, bicubic_lr_u8(hr, scale), hr, item.note)
+    gen = torch.Generator().manual_seed(step_seed(0, index))
+    return EvalPair(item.name, degrade(hr, scale, degradation, generator=gen), hr, item.note)
 
 
 def eval_pairs(source: str | Path | None, scale: int, degradation: str = "bi",
                split: str = "val") -> list[EvalPair]:
-    """Evaluation pairs: stored pairs as they are, or HR mod-cropped and degraded (DN noise seeded per image,
-    so the pairs are the same on every call)."""
-    out = []
-    for i, item in enumerate(load_dataset(source, scale, degradation, split)):
-        if isinstance(item, EvalPair):
-            out.append(item)
-            continue
-        hr = mod_crop(item.hr, scale)
-        gen = torch.Generator().manual_seed(step_seed(0, i))
-        out.append(EvalPair(item.name, degrade(hr, scale, degradation, generator=gen), hr))
-    return out
+    """Evaluation pairs: stored pairs as they are, or HR mod-cropped and degraded (bicubic LR rounded to 8 bits
+    as a saved file is; DN noise seeded per image, so the pairs are the same on every call)."""
+    return [item if isinstance(item, EvalPair) else make_eval_pair(item, scale, degradation, i)
+            for i, item in enumerate(load_dataset(source, scale, degradation, split))]
+
+
+def iter_eval_pairs(layout: Layout, degradation: str = "bi"):
+    """The evaluation pairs of a detected layout, read one at a time (bounded memory for large sets)."""
+    degradation = check_degradation(degradation)
+    for i, f in enumerate(layout.files):
+        if f.lr is not None and degradation == "bi":
+            yield load_pair(f.hr, f.lr, layout.scale, f.name)
+        else:
+            yield make_eval_pair(_named(f.name, f.hr), layout.scale, degradation, i)
 
 
 # -- training patches ----------------------------------------------------------------------------------------
@@ -260,18 +224,23 @@ class PatchSampler:
 
     def __init__(self, images: Sequence[NamedImage | EvalPair], scale: int, patch_size: int, batch_size: int,
                  degradation: str = "bi", seed: int = 0, augment: bool = True) -> None:
+        self._configure(scale, patch_size, batch_size, degradation, seed, augment)
+        if not images:
+            raise DataError("no training images")
+        self._items = [self._item(im) for im in images]
+
+    def _configure(self, scale: int, patch_size: int, batch_size: int, degradation: str, seed: int,
+                   augment: bool) -> None:
+        """Check and keep the settings (shared with ``sr_compress.data.cache.CachedPatchSampler``)."""
         if patch_size < scale or patch_size % scale:
             raise ConfigError(f"patch_size must be a positive multiple of the scale {scale}, "
                               f"got {patch_size}")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-        if not images:
-            raise DataError("no training images")
         self.scale, self.patch_size, self.batch_size = int(scale), int(patch_size), int(batch_size)
         self.lr_patch = self.patch_size // self.scale
         self.degradation = check_degradation(degradation)
         self.seed, self.augment = int(seed), bool(augment)
-        self._items = [self._item(im) for im in images]
 
     def _item(self, im: NamedImage | EvalPair) -> _Item:
         s = self.scale
@@ -327,6 +296,27 @@ class PatchSampler:
         return _augment(lr_p, flags).contiguous(), _augment(hr_p, flags).contiguous()
 
 
+def training_source(data: str | Path | None, scale: int, patch_size: int, batch_size: int, *,
+                    degradation: str = "bi", seed: int = 0, augment: bool = True,
+                    cache_dir: str | Path | None = None, progress=None, prefetch: int = 4,
+                    workers: int = 2) -> PatchSampler:
+    """The training batch source of ``data``: the bundled photos (None/"default") in memory (``PatchSampler``);
+    a folder (any layout, its ``train`` half) through the uint8 image cache (``CachedPatchSampler``: built on
+    first use with ``progress({done, total, built, name})``, memory-mapped patches, per-patch LR, ``prefetch``
+    batches made ahead by ``workers`` threads). ``cache_dir``: default ``sr_compress.data.cache.default_cache_dir``.
+    """
+    degradation = check_degradation(degradation)
+    if data is None or str(data) == "default":
+        return PatchSampler(default_images("train"), scale, patch_size, batch_size, degradation, seed, augment)
+    from .cache import cached_sampler
+
+    layout = detect_layout(Path(data), scale, "train")
+    return cached_sampler(layout, scale, patch_size, batch_size, degradation=degradation, seed=seed,
+                          augment=augment, cache_dir=cache_dir, progress=progress, prefetch=prefetch,
+                          workers=workers)
+
+
 __all__ = ["DEFAULT_SPLITS", "EvalPair", "IMAGE_SUFFIXES", "NamedImage", "PatchSampler", "SKIMAGE_PHOTOS",
-           "default_images", "eval_pairs", "find_layout", "list_images", "load_dataset",
-           "load_images", "load_pair", "read_image", "step_seed"]
+           "bicubic_lr_u8", "dataset_layout", "default_images", "eval_pairs", "find_layout", "iter_eval_pairs",
+           "list_images", "load_dataset", "load_images", "load_pair", "make_eval_pair", "read_image",
+           "step_seed", "training_source"]

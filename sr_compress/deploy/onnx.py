@@ -95,7 +95,12 @@ def export_onnx(model: SRModel, path: str | os.PathLike, *, opset: int = DEFAULT
         is_plain, reason = check_plain(graph, declared_ops(model))
         if model.plain and not is_plain:
             raise VerificationError(f"{model.arch} declares itself plain, but its graph is not: {reason}")
-        profile = tiling.tile_profile(graph, halo=halo, scale=1 if model.pre_upsample else model.scale)
+        net_scale = 1 if model.pre_upsample else model.scale
+        if model.global_context and halo is None:  # recorded as such: the runner refuses to tile it
+            profile = tiling.tile_profile(graph, halo=0, scale=net_scale)
+            profile = tiling.TileProfile(tiling.NOT_TILEABLE, profile.bytes_per_px, net_scale)
+        else:
+            profile = tiling.tile_profile(graph, halo=halo, scale=net_scale)
         data = finalize(graph, model, profile)
         shapes, errors = ([], [None, None])
         if validate:

@@ -37,6 +37,9 @@ PROBE = 16  # side of the probe input used to measure activation sizes (they gro
 META_RADIUS = "receptive_radius"  # ONNX metadata keys written by export_onnx, read by the runner
 META_BYTES = "act_bytes_per_px"
 _UNTILED = 1 << 30
+#: ``receptive_radius`` metadata of a network that cannot be tiled exactly (global pooling, a pooling grid tied
+#: to the image size): its SRModel declares ``global_context``; whole-image inference only.
+NOT_TILEABLE = -1
 
 # ONNX ops that map each pixel to the same pixel (they do not widen the receptive field)
 _POINTWISE = frozenset(
@@ -149,10 +152,14 @@ def profile_from_metadata(meta: dict[str, str]) -> TileProfile:
     """The profile an srcompress ONNX export records in its metadata (see :data:`META_RADIUS`)."""
     try:
         pre = str(meta.get("pre_upsample", "false")).lower() in ("true", "1")
-        return TileProfile(int(meta[META_RADIUS]), float(meta[META_BYTES]), 1 if pre else int(meta["scale"]))
+        prof = TileProfile(int(meta[META_RADIUS]), float(meta[META_BYTES]), 1 if pre else int(meta["scale"]))
     except (KeyError, ValueError) as e:
         raise ConfigError(f"the ONNX metadata has no valid {e} entry: re-export the model with srcompress, "
                           "or give the halo and the tile explicitly") from None
+    if prof.halo == NOT_TILEABLE:
+        raise ConfigError(f"{meta.get('arch', 'this network')}: its output depends on the whole image (its export "
+                          "says so), so it cannot be tiled exactly; run it on whole images")
+    return prof
 
 
 def receptive_radius(model: Any) -> int:
@@ -183,6 +190,10 @@ def _reach(kernel: Sequence[int], dilation: Sequence[int], pad_begin: Sequence[i
 
 
 def _walk(obj: Any) -> tuple[Fraction, Fraction]:
+    reason = getattr(obj, "global_context", None)
+    if reason:
+        raise ConfigError(f"{getattr(obj, 'arch', type(obj).__name__)} cannot be tiled exactly: {reason}; "
+                          "run it on whole images")
     radius, scale = _graph_walk(obj) if hasattr(obj, "graph") else _module_walk(obj)
     return max(radius, Fraction(1)), scale  # ≥ 1: room for a functional resampling (MSRResNet's bilinear)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..metrics import count_params
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,6 +56,11 @@ class SRModel(nn.Module):
     depth_hparam: ClassVar[str | None] = "n_blocks"
     #: List hyper-parameters with one entry per body block: name → (entries before the blocks, entries after).
     per_block_hparams: ClassVar[dict[str, tuple[int, int]]] = {"block_feats": (0, 0)}
+    #: The smallest input height / width (network-input pixels) the forward pass accepts.
+    min_size: ClassVar[int] = 1
+    #: None for nets whose output at a pixel depends only on a bounded neighbourhood at a fixed offset (exact
+    #: tiling applies); else why it does not (global pooling, a pooling grid tied to the image size…).
+    global_context: ClassVar[str | None] = None
     #: Why this family cannot be plainified (``srcompress plainify``), or None when it may be: the stage then
     #: reads it as an EDSR-style chain (mean shift, head conv, residual conv-ReLU-conv blocks, body conv +
     #: global skip, pixel-shuffle tail) and names the first module that does not fit. Declared per family.
@@ -84,6 +89,12 @@ class SRModel(nn.Module):
     @property
     def channels(self) -> int:
         return int(self.hparams.get("channels", 3))
+
+    def check_input_size(self, x: torch.Tensor) -> None:
+        """InputError when ``x`` is smaller than :attr:`min_size` (one clear line instead of a torch error)."""
+        if min(x.shape[-2:]) < self.min_size:
+            raise InputError(f"{self.arch} needs inputs of at least {self.min_size}x{self.min_size} pixels, "
+                             f"got {x.shape[-1]}x{x.shape[-2]}")
 
     # -- slimming (sr_compress.compress.slim) ----------------------------------------------------------------------
     def channel_groups(self) -> list[ChannelGroup]:

@@ -1,23 +1,33 @@
 """Operation ``eval``: the scores of a model on images (with a bicubic row and crops), on the AIL release's
-npz protocol, or at every depth of an elastic model."""
+npz protocol, or at every depth of an elastic model; and the paper table (:func:`evaluate_sets`: models ×
+benchmark sets × scales in one call, Markdown + JSON)."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..checkpoint import LoadedModel
 from ..compress.truncate import ElasticTable, evaluate_depths
+from ..data.layouts import find_benchmark_sets
+from ..deploy.tiling import tiled_network
 from ..errors import ConfigError
 from ..evaluate import (
+    DEFAULT_EVAL_BYTES,
+    DEFAULT_Y,
     EvalReport,
+    EvalTable,
     comparison_rows,
     eval_pairs_for,
     evaluate_bicubic,
     evaluate_model,
+    evaluate_table,
     load_npz_y,
     npz_y_psnr,
+    write_table,
 )
 from ..fileio import check_output
 from ..models import SRModel
@@ -29,7 +39,7 @@ NPZ_PROTOCOL = "npz bicubic Y, unrounded float, scale px shaved"
 
 def evaluate_images(model: SRModel, *, data: str | Path | None = None, degradation: str = "bi",
                     with_bicubic: bool = True, label: str | None = None, crops: str | Path | None = None,
-                    force: bool = False) -> list[EvalReport]:
+                    force: bool = False, y: str = DEFAULT_Y) -> list[EvalReport]:
     """Scores of ``model`` (and bicubic) on the validation photos or a folder (HR-only or HR/LR pairs).
 
     ``crops``: also write a PNG of the same detailed window per image (bicubic | model | HR), 2× zoomed.
@@ -38,9 +48,9 @@ def evaluate_images(model: SRModel, *, data: str | Path | None = None, degradati
         check_output(crops, force=force)
     pairs = eval_pairs_for(data, model.scale, degradation)
     keep = crops is not None
-    reports = [evaluate_model(model, pairs, method=label, keep_outputs=keep)]
+    reports = [evaluate_model(model, pairs, method=label, keep_outputs=keep, y=y)]
     if with_bicubic:
-        reports.append(evaluate_bicubic(pairs, model.scale, keep_outputs=keep))
+        reports.append(evaluate_bicubic(pairs, model.scale, keep_outputs=keep, y=y))
     if crops is not None:
         save_comparison(crops, comparison_rows(reports, pairs), force=force)
     return reports
@@ -87,7 +97,7 @@ class EvalOutcome:
 
 def evaluate(model: str | Path, *, data: str = "default", degradation: str = "bi", bicubic: bool = True,
              crops: str | Path | None = None, all_depths: bool = False, overrides: dict[str, Any] | None = None,
-             force: bool = False) -> EvalOutcome:
+             force: bool = False, y: str = DEFAULT_Y) -> EvalOutcome:
     """Evaluate the checkpoint ``model``: an ``.npz`` ``data`` selects the npz protocol; ``all_depths`` the
     elastic table (every depth N..1); otherwise per-image scores (``crops``: also the comparison PNG)."""
     loaded = load_model(model, overrides=overrides)
@@ -97,5 +107,49 @@ def evaluate(model: str | Path, *, data: str = "default", degradation: str = "bi
     if all_depths:
         return EvalOutcome("depths", loaded, depths=evaluate_depths(m, eval_pairs_for(data, m.scale, degradation)))
     reports = evaluate_images(m, data=data, degradation=degradation, with_bicubic=bicubic, label=Path(model).name,
-                              crops=crops, force=force)
+                              crops=crops, force=force, y=y)
     return EvalOutcome("images", loaded, reports)
+
+
+@dataclass
+class TableOutcome:
+    """The paper table of ``evaluate_sets``, the loaded models by label, and the report files (if asked)."""
+
+    table: EvalTable
+    loaded: dict[str, LoadedModel]
+    files: tuple[Path, Path] | None = None
+
+
+def _labels(models: Sequence[str | Path]) -> list[str]:
+    names = [Path(m).name for m in models]
+    return [n if names.count(n) == 1 else str(m) for n, m in zip(names, models, strict=True)]
+
+
+def evaluate_sets(models: Sequence[str | Path], *, data: Sequence[str | Path] = (), bench: str | Path | None = None,
+                  scales: Sequence[int] | None = None, y: str = DEFAULT_Y, degradation: str = "bi",
+                  bicubic: bool = True, report: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                  max_bytes: float | None = DEFAULT_EVAL_BYTES, force: bool = False,
+                  progress: Callable[[dict[str, Any]], None] | None = None) -> TableOutcome:
+    """The paper table of checkpoints ``models`` (any supported format) on the folders ``data`` and the standard
+    sets found under ``bench`` (Set5, Set14, B100, Urban100, Manga109), bicubic first, in one call.
+
+    ``scales``: default the models' own scale. ``report``: a folder for report.md + report.json (checked
+    before anything runs). Models run tile by tile within ``max_bytes`` of activations (exact).
+    """
+    if report is not None:
+        for name in ("report.md", "report.json"):
+            check_output(Path(report) / name, force=force)
+    sets: dict[str, str] = {}
+    if bench is not None:
+        sets.update({k: str(v) for k, v in find_benchmark_sets(bench).items()})
+    for d in data:
+        name = "default" if str(d) == "default" else Path(d).name
+        sets[name if name not in sets else str(d)] = str(d)
+    if not sets:
+        sets["default"] = "default"
+    loaded = {label: load_model(m, overrides=overrides) for label, m in zip(_labels(models), models, strict=True)}
+    wrap = functools.partial(tiled_network, max_bytes=max_bytes) if max_bytes else None
+    table = evaluate_table({k: v.model for k, v in loaded.items()}, sets, scales, y=y, degradation=degradation,
+                           with_bicubic=bicubic, wrap=wrap, progress=progress)
+    files = write_table(table, report, force=force) if report is not None else None
+    return TableOutcome(table, loaded, files)

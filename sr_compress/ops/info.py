@@ -9,14 +9,16 @@ from ..metrics import count_macs, count_params
 from .common import load_model
 
 
-def model_info(path: str | Path, *, size: tuple[int, int] = (320, 180)) -> dict[str, Any]:
-    """Arch, hparams, params, MACs/FLOPs at LR size ``size`` (W×H), provenance of a checkpoint."""
+def model_info(path: str | Path, *, size: tuple[int, int] = (320, 180),
+               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Arch, hparams, params, MACs/FLOPs at LR size ``size`` (W×H), provenance of a checkpoint; ``overrides``
+    replace guessed hparams of a foreign checkpoint (scale, img_range, res_scale…; ignored for ONNX graphs)."""
     p = Path(path)
     if p.suffix.lower() == ".onnx":
         from ..deploy.onnx import onnx_info
 
         return onnx_info(p, size=size)
-    loaded = load_model(p)
+    loaded = load_model(p, overrides=overrides)
     m = loaded.model
     w, h = size
     in_shape = m.input_shape(size)

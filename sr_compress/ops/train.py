@@ -13,7 +13,7 @@ import torch.distributed as dist
 
 from ..checkpoint import provenance_entry, save_checkpoint
 from ..config import defaults_of
-from ..data.datasets import PatchSampler, load_dataset
+from ..data.datasets import training_source
 from ..errors import ConfigError, DataError
 from ..evaluate import eval_pairs_for
 from ..fileio import check_output
@@ -64,7 +64,8 @@ def train_model(model: SRModel, *, out: str | Path, config: TrainConfig, data: s
                 teacher: SRModel | None = None, student_extra: dict[str, Any] | None = None,
                 resume: bool = False, force: bool = False,
                 progress: Callable[[dict], None] | None = None, stage: str = "train",
-                record: dict[str, Any] | None = None, inputs: tuple = ()) -> TrainOutcome:
+                record: dict[str, Any] | None = None, inputs: tuple = (), cache_dir: str | Path | None = None,
+                cache_progress: Callable[[dict], None] | None = None) -> TrainOutcome:
     """Train ``model`` with the one trainer and save it (our format) to ``out``.
 
     With ``resume`` the run continues from ``<out>.train/last.pt`` exactly where it stopped. ``student_extra``:
@@ -72,6 +73,9 @@ def train_model(model: SRModel, *, out: str | Path, config: TrainConfig, data: s
     before training. ``teacher``: given exactly when the strategy uses one (same scale and colour space), else
     ConfigError. The output's provenance gets one ``stage`` entry (strategy, options, data, budget, seed, plus
     ``record``). ``inputs``: files the model or teacher came from; ``out`` may never be one of them.
+    A data folder is read through the uint8 image cache (``cache_dir``, default
+    ``sr_compress.data.cache.default_cache_dir()``; ``cache_progress({done, total, built, name})`` while it is
+    built) by the prefetching cached loader; the bundled photos stay in memory.
     """
     out = Path(out)
     inputs = tuple(str(i) for i in inputs if i is not None)
@@ -82,15 +86,18 @@ def train_model(model: SRModel, *, out: str | Path, config: TrainConfig, data: s
     state = work / "last.pt"
     if resume and not state.is_file():
         raise DataError(f"nothing to resume: {state} does not exist")
-    sampler = PatchSampler(load_dataset(data, model.scale, degradation, split="train"), scale=model.scale,
-                           patch_size=config.patch_size, batch_size=config.batch_size, degradation=degradation,
-                           seed=config.seed)
+    sampler = training_source(data, model.scale, config.patch_size, config.batch_size, degradation=degradation,
+                              seed=config.seed, cache_dir=cache_dir, progress=cache_progress)
     strat.use_checkpoint_extra(dict(student_extra or {}))
     t0 = time.perf_counter()
     # Y-PSNR on the data's validation images every val_every steps (history, progress)
     validate = psnr_validator(eval_pairs_for(data, model.scale, degradation)) if config.val_every else None
-    result = Trainer(model, strat, sampler, config, teacher=teacher, out_dir=work, progress=progress,
-                     force=force, validate=validate).fit(resume=state if resume else None)
+    try:
+        result = Trainer(model, strat, sampler, config, teacher=teacher, out_dir=work, progress=progress,
+                         force=force, validate=validate).fit(resume=state if resume else None)
+    finally:
+        if hasattr(sampler, "close"):
+            sampler.close()  # the cached loader's prefetch threads
     trained = result.model
     trained.provenance = [*model.provenance, provenance_entry(
         stage, strategy=strategy, strategy_options=dict(strat.params), data=str(data or "default"),
@@ -106,7 +113,8 @@ def train(*, out: str | Path, config: TrainConfig, arch: str | None = None, init
           scale: int = 2, hparams: dict[str, Any] | None = None, data: str | Path | None = None,
           degradation: str = "bi", strategy: str = "l1", strategy_options: dict | None = None,
           teacher: str | Path | None = None, teacher_scale: int | None = None, resume: bool = False,
-          force: bool = False, progress: Callable[[dict], None] | None = None) -> TrainOutcome:
+          force: bool = False, progress: Callable[[dict], None] | None = None, cache_dir: str | Path | None = None,
+          cache_progress: Callable[[dict], None] | None = None) -> TrainOutcome:
     """Train a new model (``arch`` with ``hparams`` at ``scale``, seeded by ``config.seed``) or the checkpoint
     ``init`` further (its extra entries, e.g. plainify's bridges, reach the strategy); exactly one of the two.
     ``teacher``: a checkpoint for the strategies that use one (``teacher_scale`` overrides its scale)."""
@@ -125,14 +133,16 @@ def train(*, out: str | Path, config: TrainConfig, arch: str | None = None, init
     t = load_model(teacher, overrides={"scale": teacher_scale}).model if teacher is not None else None
     return train_model(model, out=out, config=config, data=data, degradation=degradation, strategy=strategy,
                        strategy_options=strategy_options, teacher=t, student_extra=extra, resume=resume,
-                       force=force, progress=progress, inputs=(init, teacher))
+                       force=force, progress=progress, inputs=(init, teacher), cache_dir=cache_dir,
+                       cache_progress=cache_progress)
 
 
 def finetune(student: str | Path, *, out: str | Path, config: TrainConfig, strategy: str,
              strategy_options: dict | None = None, teacher: str | Path | None = None,
              teacher_scale: int | None = None, data: str | Path | None = None, degradation: str = "bi",
              resume: bool = False, force: bool = False,
-             progress: Callable[[dict], None] | None = None) -> TrainOutcome:
+             progress: Callable[[dict], None] | None = None, cache_dir: str | Path | None = None,
+             cache_progress: Callable[[dict], None] | None = None) -> TrainOutcome:
     """Train the checkpoint ``student`` further with ``strategy`` (``kd``, ``ail``, ``pspl``, ``l1``, ``mse``…).
 
     ``teacher``: a checkpoint (any supported format), required by the strategies that use one and refused by
@@ -148,7 +158,8 @@ def finetune(student: str | Path, *, out: str | Path, config: TrainConfig, strat
     record = {"student": file_identity(student), "teacher": file_identity(teacher) if teacher is not None else None}
     return train_model(loaded.model, out=out, config=config, data=data, degradation=degradation, strategy=strategy,
                        strategy_options=strategy_options, teacher=t, student_extra=loaded.extra, resume=resume,
-                       force=force, progress=progress, stage="finetune", record=record, inputs=tuple(inputs))
+                       force=force, progress=progress, stage="finetune", record=record, inputs=tuple(inputs),
+                       cache_dir=cache_dir, cache_progress=cache_progress)
 
 
 #: the train operation's defaults (scale, strategy, degradation…): the CLI and the recipe stage read them here

@@ -266,6 +266,20 @@ def check_teacher(strategy: Strategy, student: SRModel, teacher: SRModel | None)
                           "they must share a colour space (Y or RGB)")
 
 
+def check_patch_size(patch_size: int, *models: SRModel | None) -> None:
+    """Each model's network input from an HR patch of ``patch_size`` must reach its ``min_size`` (ConfigError).
+
+    ESA nets (RFDN, RLFN) need 15×15 LR inputs: 48-px HR patches at ×4 give 12."""
+    for m in models:
+        if m is None:
+            continue
+        side = patch_size if m.pre_upsample else patch_size // m.scale
+        if side < m.min_size:
+            need = m.min_size * (1 if m.pre_upsample else m.scale)
+            raise ConfigError(f"{m.arch} needs network inputs of at least {m.min_size}x{m.min_size} px; HR patches "
+                              f"of {patch_size} px give {side}: use a patch size of at least {need}")
+
+
 # -- the trainer ------------------------------------------------------------------------------------------------------
 class Trainer:
     """The one training loop (see the module docstring). ``model`` is trained in place and returned.
@@ -295,6 +309,7 @@ class Trainer:
 
     def _check_teacher(self) -> None:
         check_teacher(self.strategy, self.model, self.teacher)
+        check_patch_size(self.config.patch_size, self.model, self.teacher)
 
     # -- entry point ---------------------------------------------------------------------------------------------
     def fit(self, resume: str | os.PathLike | None = None) -> TrainResult:

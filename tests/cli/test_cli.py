@@ -116,15 +116,19 @@ def test_bad_image_folders(tmp_path, invoke, tiny_ckpt):
     assert code == 2 and "no images" in one_error_line(err)
     code, _, err = invoke("eval", tiny_ckpt, "--data", tmp_path / "absent")
     assert code == 2 and "not found" in one_error_line(err)
-    for mode in ("L", "RGBA"):
-        folder = tmp_path / mode
-        folder.mkdir()
-        _png(folder / "a.png", mode=mode)
-        code, _, err = invoke("eval", tiny_ckpt, "--data", folder)
-        line = one_error_line(err)
-        assert code == 2 and "a.png" in line and mode in line and "RGB" in line
-        code, _, err = invoke("upscale", tiny_ckpt, folder / "a.png", "-o", tmp_path / f"{mode}.png")
-        assert code == 2 and "RGB" in one_error_line(err)
+    folder = tmp_path / "RGBA"  # random alpha: transparent pixels are refused (docs/data.md)
+    folder.mkdir()
+    _png(folder / "a.png", mode="RGBA")
+    code, _, err = invoke("eval", tiny_ckpt, "--data", folder)
+    line = one_error_line(err)
+    assert code == 2 and "a.png" in line and "RGBA" in line and "transparent" in line
+    code, _, err = invoke("upscale", tiny_ckpt, folder / "a.png", "-o", tmp_path / "RGBA.png")
+    assert code == 2 and "transparent" in one_error_line(err)
+    grey = tmp_path / "L"  # greyscale is read as three equal channels, as the field reads Set14's bridge
+    grey.mkdir()
+    _png(grey / "a.png", size=(24, 24), mode="L")
+    code, out, err = invoke("eval", tiny_ckpt, "--data", grey, "--json")
+    assert code == 0, err
     code, _, err = invoke("upscale", tiny_ckpt, tmp_path / "nope.png", "-o", tmp_path / "o.png")
     assert code == 2 and "nope.png" in one_error_line(err)
 

@@ -116,7 +116,11 @@ def test_slim_blocks_widths_from_weights():
 
 
 @pytest.mark.parametrize("arch, needle", [("msrresnet", "bilinear"), ("vdsr", "global image residual"),
-                                          ("fsrcnn", "ConvTranspose"), ("plain", "already a plain")])
+                                          ("fsrcnn", "ConvTranspose"), ("plain", "already a plain"),
+                                          ("imdn", "not a residual chain of convs.*channel attention"),
+                                          ("rfdn", "not a residual chain of convs.*spatial attention"),
+                                          ("rlfn", "not a residual chain of convs.*spatial attention"),
+                                          ("srvgg", "already a plain chain of convs \\(with PReLU\\)")])
 def test_unconvertible_archs_are_named(arch, needle):
     from sr_compress.models import tiny_hparams
 

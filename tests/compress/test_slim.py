@@ -31,6 +31,7 @@ def _model(arch: str, scale: int, seed: int = 0) -> SRModel:
 
 
 def _input(m: SRModel, side: int = 10) -> torch.Tensor:
+    side = max(side, m.min_size)
     s = m.scale if m.pre_upsample else 1
     return torch.rand(2, m.channels, side * s, side * s, generator=torch.Generator().manual_seed(5))
 

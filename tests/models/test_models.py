@@ -22,7 +22,7 @@ def test_registry_has_the_families():
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_shapes_and_structure(arch, scale):
     m = build_model(arch, **tiny_hparams(arch, scale)).eval()
-    h, w = 11, 13
+    h, w = max(11, m.min_size), max(13, m.min_size)  # ESA nets need 15×15 (upstream's pooling window)
     x = torch.rand(2, m.channels, h * scale, w * scale) if m.pre_upsample else torch.rand(2, m.channels, h, w)
     y = m(x)
     assert y.shape == (2, m.channels, h * scale, w * scale)
@@ -41,7 +41,8 @@ def test_checkpoint_round_trip_is_exact(tmp_path, arch):
     raw = read_raw(tmp_path / "m.pt")
     assert raw["format"] == FORMAT and raw["arch"] == arch
     back = load_checkpoint(tmp_path / "m.pt").model
-    x = torch.rand(1, m.channels, 27, 27) if m.pre_upsample else torch.rand(1, m.channels, 9, 9)
+    side = max(9, m.min_size)
+    x = torch.rand(1, m.channels, 3 * side, 3 * side) if m.pre_upsample else torch.rand(1, m.channels, side, side)
     assert torch.equal(back(x), m(x))
     assert back.hparams == m.hparams and back.provenance == m.provenance
 

@@ -67,3 +67,17 @@ def test_ddp_multi_depth_forward_equals_single_process(ddp_run, tmp_path):
         torch.testing.assert_close(ddp["state_dict"][name], value, atol=1e-5, rtol=0, msg=name)
     assert ddp["train_state"]["last_loss"] == pytest.approx(single.last_loss, rel=1e-5)
     assert {"l_routine", "l_dsl", "l_psd"} <= set(ddp["train_state"]["history"][-1])
+
+
+def test_ddp_with_the_cached_loader_equals_single_process(ddp_run, tmp_path):
+    """Image files → uint8 cache (built by both ranks at once) → prefetching loader → DDP: the weights of one
+    process on the whole batch."""
+    helper = _helper()
+    ddp = torch.load(ddp_run / "cached" / "run" / "last.pt", weights_only=True)
+    assert ddp["train_state"]["world_size"] == 2 and ddp["train_state"]["step"] == helper.STEPS
+    assert len(list((ddp_run / "cached" / "cache").glob("*.npy"))) == 3
+    single = helper.run_cached(str(tmp_path))
+    start = helper.initial_model().state_dict()
+    assert max((v - start[k]).abs().max().item() for k, v in single.model.state_dict().items()) > 1e-3
+    for name, value in single.model.state_dict().items():
+        torch.testing.assert_close(ddp["state_dict"][name], value, atol=1e-5, rtol=0, msg=name)
