@@ -499,7 +499,7 @@ def bench_groups(work: Path, data: Path, jobs: Sequence[Job], kinds: Sequence[st
             for s in z.scales[:1] if z.file.startswith("vdsr") else z.scales:
                 e = {"path": z.file, "scale": s}
                 if _net_rank(e, nets) is not None and (data / "weights" / z.file).exists():
-                    groups.setdefault(s, []).append((f"zoo:{z.file}@{s}", str(data / "weights" / z.file)))
+                    groups.setdefault(s, []).append((f"zoo:{z.file}@{s}", _bench_file(work, data, z.file, s)))
     seen = set()
     for j in jobs:
         arch = (j.scale, j.arch, json.dumps(j.hparams, sort_keys=True), j.slim_rho)
@@ -517,6 +517,21 @@ def bench_groups(work: Path, data: Path, jobs: Sequence[Job], kinds: Sequence[st
         if "int8" in kinds and q.exists():
             groups.setdefault(j.scale, []).append((f"arch_int8:{j.name}", str(q)))
     return groups
+
+
+def _bench_file(work: Path, data: Path, file: str, scale: int) -> str:
+    """The file bench reads for a zoo net: the release itself, or — where the weights do not store the scale
+    (FSRCNN's deconv stride) — the same weights in our checkpoint format with the scale recorded."""
+    src = data / "weights" / file
+    if "fsrcnn" not in file:
+        return str(src)
+    from sr_compress.checkpoint import save_checkpoint
+
+    out = work / "converted" / f"{src.stem}.pt"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(load_model(src, scale), out, force=True)
+    return str(out)
 
 
 def _export_float(pt: Path, out: Path) -> None:
@@ -664,6 +679,8 @@ def zoo_table(c: dict[str, Any], zoo_nets: Sequence[ZooNet] = ZOO) -> list[str]:
                 continue
             key = f"zoo:{z.file}@{scale}"
             ev, b = c["eval"].get(key), zoo_bench_row(c, z, scale)
+            if b is None and z.file.startswith("vdsr_f13"):  # the 13-channel students share one graph
+                b = c["bench"].get("zoo:vdsr_f13_ail_x2.pt@2")
             pub = " / ".join(_f(z.published.get((n, scale), (None,))[0]) for n in SETS) if z.published else "—"
             params = f"{b['params']:,}" if b else "—"
             gf = _f(b["flops"] / 1e9, 0) if b else "—"
@@ -725,6 +742,11 @@ def goals(c: dict[str, Any], jobs: Sequence[Job]) -> list[str]:
         out.append(f"- **≤ FSRCNN params beats FSRCNN's published ×2** — {'met' if ok else 'missed'}: best small "
                    f"student ({best.label}, {c['runs'][best.name].get('params', 0):,} params) vs 37.00 / 32.63 / "
                    f"31.53: " + ", ".join(f"{n} {v:+.2f} dB" for n, v in m.items()) + ".")
+        if not ok:
+            out.append("  Why (our reading): budget first — see above; the 10× larger plain student trained here "
+                       "does not reach FSRCNN either. Method second: FSRCNN spends all its parameters on luma "
+                       "(Y in, Y out, Cb/Cr bicubic) and the metric scores Y only, while our students map RGB to "
+                       "RGB.")
     for size in ("s", "l"):
         trio = {k: f"student:{size}_{k}" for k in ("l1", "kd", "ail")}
         vals = {k: {n: _y(c, key, n) for n in SETS} for k, key in trio.items()}
@@ -733,9 +755,15 @@ def goals(c: dict[str, Any], jobs: Sequence[Job]) -> list[str]:
             ks = {n: vals["kd"][n] - vals["l1"][n] for n in SETS}
             ok = all(v >= 0 for v in (*ak.values(), *ks.values()))
             label = next(j.label.split(" ")[0] + " " + j.label.split(" ")[1] for j in jobs if j.name == f"{size}_l1")
+            spread = max(abs(v) for v in (*ak.values(), *ks.values()))
             out.append(f"- **AIL ≥ KD ≥ scratch ({label})** — {'met' if ok else 'missed'}: AIL − KD "
                        + ", ".join(f"{n} {v:+.3f}" for n, v in ak.items()) + "; KD − scratch "
-                       + ", ".join(f"{n} {v:+.3f}" for n, v in ks.items()) + " dB.")
+                       + ", ".join(f"{n} {v:+.3f}" for n, v in ks.items()) + " dB."
+                       + (f" Every difference is ≤ {spread:.2f} dB: at this budget the three are the same "
+                          "student (one seed each, so the order is within run-to-run noise, not measured here). "
+                          "KD's teacher term has weight 0.1; AIL re-weights an L1 loss the student is still far "
+                          "from fitting — the AIL paper's gains came from fine-tuning a converged slim student."
+                          if spread < 0.1 else ""))
     imdn = _y(c, "zoo:zoo/IMDN_x2.pth@2", "B100")
     imdn_peak = _peak(c["bench"].get("zoo:zoo/IMDN_x2.pth@2"))
     plain = [j for j in jobs if j.arch == "plain"]
@@ -752,11 +780,19 @@ def goals(c: dict[str, Any], jobs: Sequence[Job]) -> list[str]:
         out.append(f"- **plain student within 0.5 dB of IMDN on B100 ×2 at ≤ 1/5 of its peak memory** — "
                    f"{'met' if ok else 'missed'}: closest is {j.label}, {gap(j):.2f} dB below IMDN ({imdn:.2f}); "
                    f"peak {_mb(peak)} MB vs IMDN's {_mb(imdn_peak)} MB = {_f(ratio)}× (PyTorch, 1080p output).")
-        qb = _y(c, f"int8:{j.name}", "B100")
-        if qb is not None:
-            drop = (_y(c, f"student:{j.name}", "B100") or 0) - qb
-            out.append(f"- **int8 within 0.1 dB of float** ({j.label}) — {'met' if drop <= 0.1 else 'missed'}: "
-                       f"B100 ×2 float − int8 = {drop:+.3f} dB.")
+        if not ok:
+            out.append("  Why (our reading): the budget (a few passes over 291 images against IMDN's DIV2K "
+                       "training); the memory side of the goal is what a plain chain gives by construction.")
+        drops = {k.label: _y(c, f"student:{k.name}", "B100") - _y(c, f"int8:{k.name}", "B100") for k in jobs
+                 if _y(c, f"int8:{k.name}", "B100") is not None and _y(c, f"student:{k.name}", "B100") is not None}
+        if drops:
+            ok8 = [k for k, v in drops.items() if v <= 0.1]
+            out.append("- **int8 within 0.1 dB of float** — " + ("met by " + ", ".join(ok8) if ok8 else "missed")
+                       + ": B100 float − int8 = " + ", ".join(f"{k} {v:+.3f}" for k, v in drops.items())
+                       + " dB. The plain students lose far more than the 0.1 dB goal; the slimmed "
+                       "SRVGGNetCompact (whose image path is a skip add, not carried through every layer) "
+                       "does not. None of `quantize`'s options closes the plain students' gap (above); not "
+                       "diagnosed further here.")
     return out
 
 
@@ -847,6 +883,14 @@ def tradeoff_plot(c: dict[str, Any], jobs: Sequence[Job], out: Path) -> Path:
 BEGIN, END = "<!-- proof:begin -->", "<!-- proof:end -->"
 
 
+def _runs_text(c: dict[str, Any], bs: dict[str, Any]) -> str:
+    """"3 (after 1 warm-up)" — or each setting the bench calls used, with the scales they covered."""
+    kinds = sorted({(r.get("runs"), r.get("warmup")) for r in c.get("bench_runs", []) if r.get("runs")})
+    if not kinds:
+        return f"{bs.get('runs', '?')} (after {bs.get('warmup', '?')} warm-up)"
+    return " or ".join(f"{n} (after {w} warm-up)" for n, w in kinds)
+
+
 def _load_range(c: dict[str, Any]) -> str:
     loads = [r["loadavg_1m"] for r in c.get("bench_runs", []) if "loadavg_1m" in r]
     return f"{min(loads):.1f}–{max(loads):.1f}" if loads else "?"
@@ -864,7 +908,7 @@ def render(c: dict[str, Any], jobs: Sequence[Job], *, command: str, img_prefix: 
              "`../shared/data/benchmarks`, the network on the whole LR image, RGB output rounded to 8 bits, Y in "
              "float (BT.601; the convention of the published numbers), `scale` px shaved. Params and GFLOPs from "
              "the exported graph; latency = median of "
-             f"{bs.get('runs', '?')} interleaved runs after {bs.get('warmup', '?')} warm-up, "
+             f"{_runs_text(c, bs)} interleaved runs (side by side within each bench call), "
              f"{bs.get('threads', '?')} thread(s), output {bs.get('size', ['?', '?'])[0]}×"
              f"{bs.get('size', ['?', '?'])[1]}; peak = steady-state rise of resident memory in a fresh process "
              "(bound = srcompress's theoretical minimum live memory). Float models run in PyTorch (eager), "
@@ -879,13 +923,18 @@ def render(c: dict[str, Any], jobs: Sequence[Job], *, command: str, img_prefix: 
     if partial:
         notes.append("- Not every set measured (`--heavy-sets`; the rest would take hours of a shared core): "
                      + ", ".join(partial) + ". Their missing cells are —.")
+    unbenched = [z.label for z in ZOO if c["eval"].get(f"zoo:{z.file}@{z.scales[0]}")
+                 and zoo_bench_row(c, z, z.scales[0]) is None and not z.file.startswith("vdsr_f13")]
+    if unbenched:
+        notes.append("- Not benched in this run (each 1080p inference costs minutes of a shared core; the full "
+                     "command measures them): " + ", ".join(unbenched) + ".")
     notes.append("- The VDSR nets take the bicubic-upsampled image: one graph, the same cost at ×2 and ×4 (measured "
                  "once). " + ("Timed once without warm-up (one 1080p inference takes minutes on a shared core): "
                               + ", ".join(z.label for z in ZOO if z.file in HEAVY) + "." if HEAVY else ""))
     lines += notes + [""]
     lines += ["### Students from a real teacher (trained here on train291)", "",
-              "**Plain students** (`plain` family): N convs 3×3 of one width + ReLU, then one conv to 3·s² "
-              "channels + PixelShuffle — no skip, no attention; they start as nearest-neighbour upsamplers (3 "
+              "**Plain students** (`plain` family; \"plain N×W\" = N convs: N − 1 of width W + ReLU, then one conv "
+              "to 3·s² channels + PixelShuffle): no skip, no attention. They start as nearest-neighbour upsamplers (3 "
               "channels of every layer carry the image, exact through the ReLUs since it is ≥ 0; the rest random), "
               "the same start for all three strategies. Each size is trained at **one budget three ways**: "
               "**scratch** (L1), **KD** from IMDN ×2 (`l1(S,y) + 0.1·l1(S,T)`, AIL paper Eq. 10 with L1), "
