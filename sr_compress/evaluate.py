@@ -110,6 +110,12 @@ def evaluate_bicubic(pairs: list, scale: int, *, keep_outputs: bool = False, y: 
     return _evaluate("bicubic", scale, pairs, lambda lr: bicubic_upscale(lr, scale), keep_outputs, y)
 
 
+def evaluate_upscaler(method: str, scale: int, pairs: list, upscale, *, keep_outputs: bool = False,
+                      y: str = DEFAULT_Y) -> EvalReport:
+    """Score any ``upscale`` function (RGB LR batch → RGB SR batch in [0, 1]), e.g. an ONNX graph's runner."""
+    return _evaluate(method, scale, pairs, upscale, keep_outputs, y)
+
+
 def _evaluate(method: str, scale: int, pairs: list, upscale, keep_outputs: bool, y: str) -> EvalReport:
     report = EvalReport(method, scale, y=check_y(y))
     for p in pairs:

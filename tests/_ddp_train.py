@@ -2,6 +2,8 @@
 
 Usage: ``python -m torch.distributed.run --standalone --nproc_per_node 2 tests/_ddp_train.py OUT_DIR`` trains
 twice (mean, then sum reduction; each fit joins and leaves the process group itself), then a tiny ASRN with the
+multi-output forward (``dsl_psd``), then KD from stored teacher outputs (``teacher_cache`` on: rank 0 builds
+the entries, rank 1 reuses them), and writes OUT_DIR/{mean,sum,dsl_psd,kd_cached}/last.pt from rank 0.
 multi-output forward (``dsl_psd``), then the EDSR on image files through the cached loader, and writes
 OUT_DIR/{mean,sum,dsl_psd}/last.pt and OUT_DIR/cached/run/last.pt from rank 0.
 The test imports it for the single-process runs of the same global batch.
@@ -63,6 +65,18 @@ def run_multi_depth(out_dir: str) -> TrainResult:
     return Trainer(model, "dsl_psd", ToySource(), config, out_dir=out_dir, force=True).fit()
 
 
+def run_kd_cached(out_dir: str) -> TrainResult:
+    """KD with the teacher's outputs stored once per image and cropped by the PatchSampler."""
+    from sr_compress.data.datasets import NamedImage, PatchSampler
+
+    g = torch.Generator().manual_seed(7)
+    images = [NamedImage(f"im{i}", torch.rand(3, 32 + 4 * i, 28, generator=g)) for i in range(3)]
+    sampler = PatchSampler(images, SCALE, PATCH * SCALE, BATCH, seed=2)
+    torch.manual_seed(1)
+    teacher = build_model("edsr", **tiny_hparams("edsr", SCALE))
+    config = TrainConfig(steps=STEPS, batch_size=BATCH, patch_size=PATCH, optimizer="adam", lr=1e-3,
+                         ckpt_every=0, log_every=1, device="cpu", teacher_cache="on")
+    return Trainer(initial_model(), "kd", sampler, config, teacher=teacher, out_dir=out_dir, force=True).fit()
 def make_images(folder: Path) -> Path:
     """Three small deterministic PNGs; every process writes them (atomically), as ranks sharing a disk would."""
     import os
@@ -102,4 +116,5 @@ if __name__ == "__main__":
     for reduction in ("mean", "sum"):
         run(f"{sys.argv[1]}/{reduction}", reduction)
     run_multi_depth(f"{sys.argv[1]}/dsl_psd")
+    run_kd_cached(f"{sys.argv[1]}/kd_cached")
     run_cached(f"{sys.argv[1]}/cached")

@@ -3,6 +3,7 @@
 - :mod:`.format` — our format (``save_checkpoint``, ``model_from_dict``, ``LoadedModel``, provenance);
 - :mod:`.unpickle` — the restricted unpickler for pickled whole modules (security-critical, runs no code);
 - :mod:`.foreign` — detection and import of EDSR-PyTorch, BasicSR, MMagic and pytorch-vdsr weights;
+- :mod:`.onnx_model` — ONNX graphs as read-only models (onnxruntime), detected by suffix or content;
 - this module — the entry points: :func:`read_raw` (any file, no code run) and :func:`load_checkpoint`.
 
 Our files are read with ``torch.load(weights_only=True)`` only; anything that needs more is read by
@@ -17,14 +18,16 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError, first_line
+from ..errors import CheckpointError, ConfigError, first_line
 from ..fileio import require_file
 from .foreign import import_foreign
 from .format import FORMAT, LoadedModel, checkpoint_dict, model_from_dict, provenance_entry, save_checkpoint
+from .onnx_model import OnnxModel, is_onnx_file, load_onnx_model, model_fingerprint
 from .unpickle import restricted_load
 
-__all__ = ["FORMAT", "LoadedModel", "checkpoint_dict", "load_checkpoint", "model_from_dict", "provenance_entry",
-           "read_raw", "save_checkpoint"]
+__all__ = ["FORMAT", "LoadedModel", "OnnxModel", "checkpoint_dict", "is_onnx_file", "load_checkpoint",
+           "load_onnx_model", "model_fingerprint", "model_from_dict", "provenance_entry", "read_raw",
+           "save_checkpoint"]
 
 
 def read_raw(path: str | os.PathLike) -> Any:
@@ -41,7 +44,17 @@ def read_raw(path: str | os.PathLike) -> Any:
 
 
 def load_checkpoint(path: str | os.PathLike, *, overrides: dict[str, Any] | None = None) -> LoadedModel:
-    """Load our format or a detected foreign one; ``overrides`` replaces guessed hparams (res_scale, scale…)."""
+    """Load our format, a detected foreign one, or an ONNX graph (a read-only :class:`OnnxModel`);
+    ``overrides`` replaces guessed hparams (res_scale, scale…; for ONNX: scale, input_range, colour)."""
+    if is_onnx_file(require_file(path, "checkpoint")):
+        loaded = load_onnx_model(path, overrides=overrides)
+        loaded.model.provenance = [provenance_entry("import", source="onnx", path=str(path),
+                                                    guesses=loaded.guesses)]
+        return loaded
+    onnx_only = sorted(k for k in ("input_range", "colour") if (overrides or {}).get(k) is not None)
+    if onnx_only:
+        raise ConfigError(f"{path}: {', '.join(onnx_only)} appl{'y' if len(onnx_only) > 1 else 'ies'} to ONNX "
+                          "graphs only; a checkpoint's range and colour are known")
     raw = read_raw(path)
     if isinstance(raw, dict) and raw.get("format") == FORMAT:
         data = dict(raw)

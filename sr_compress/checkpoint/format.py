@@ -40,6 +40,9 @@ def provenance_entry(stage: str, **params: Any) -> dict[str, Any]:
 
 
 def checkpoint_dict(model: SRModel, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    if getattr(model, "read_only", False):
+        raise CheckpointError(f"{model.arch} models are read-only (an ONNX graph has no trainable weights to "
+                              "save); export or keep the original file")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     data = {"format": FORMAT, "arch": model.arch, "hparams": model.hparams, "state_dict": state,
             "provenance": list(getattr(model, "provenance", []))}

@@ -85,10 +85,22 @@ def model_options(f: Callable) -> Callable:
     return f
 
 
+def onnx_options(f: Callable) -> Callable:
+    """What an ONNX graph may not tell (it is detected and reported otherwise; docs/checkpoints.md)."""
+    f = click.option("--colour", type=click.Choice(["rgb", "y"]), default=None,
+                     help="ONNX graphs: the colour the input takes, where its channel axis is symbolic.")(f)
+    f = click.option("--input-range", type=click.Choice(["1", "255"]), default=None,
+                     help="ONNX graphs: the value range the input takes ([0, 1] or [0, 255]) where the graph "
+                          "does not show it.")(f)
+    return f
+
+
 def overrides_from(opts: dict[str, Any]) -> dict[str, Any]:
-    """The hparam overrides given by ``model_options`` (None = not given)."""
+    """The hparam overrides given by ``model_options`` and ``onnx_options`` (None = not given)."""
+    rng = opts.pop("input_range", None)
     over = {"res_scale": opts.pop("res_scale", None), "img_range": opts.pop("img_range", None),
-            "scale": opts.pop("model_scale", None)}
+            "scale": opts.pop("model_scale", None), "input_range": float(rng) if rng is not None else None,
+            "colour": opts.pop("colour", None)}
     return {k: v for k, v in over.items() if v is not None}
 
 

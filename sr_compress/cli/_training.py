@@ -83,7 +83,8 @@ def training_options(f: Callable) -> Callable:
 
 def strategy_options(*, required: bool) -> Callable[[Callable], Callable]:
     """``--strategy`` (required, or the train operation's default), ``--opt`` key=value, ``--teacher``,
-    ``--teacher-scale``."""
+    ``--teacher-scale``, ``--teacher-input-range`` / ``--teacher-colour`` (ONNX teachers), ``--teacher-cache``
+    (the commands hand those to :func:`teacher_overrides`; ``train_config`` reads ``teacher_cache``)."""
     help_ = "Training strategy (see docs/strategies.md)."
     strategy = (click.option("--strategy", type=STRATEGIES, required=True, help=help_) if required else
                 stage_option("--strategy", type=STRATEGIES, default_from=OP + "strategy", help=help_))
@@ -97,12 +98,26 @@ def strategy_options(*, required: bool) -> Callable[[Callable], Callable]:
                          help="Teacher checkpoint (any supported format) for the strategies that use one."),
             click.option("--teacher-scale", type=click.IntRange(2, 4), default=None,
                          help="Override the teacher's scale (one VDSR file serves ×2, ×3 and ×4)."),
+            click.option("--teacher-input-range", type=click.Choice(["1", "255"]), default=None,
+                         help="ONNX teacher: the range its input takes, where the graph does not show it."),
+            click.option("--teacher-colour", type=click.Choice(["rgb", "y"]), default=None,
+                         help="ONNX teacher: its colour, where the graph's channel axis is symbolic."),
+            click.option("--teacher-cache/--no-teacher-cache", "teacher_cache", default=None,
+                         help="kd/ail: read the teacher's output from outputs stored once per training image "
+                              "(default where the data allows; docs/training.md §5), or run it per batch."),
         ]
         for option in reversed(options):
             f = option(f)
         return f
 
     return deco
+
+
+def teacher_overrides(settings: dict[str, Any]) -> dict[str, Any]:
+    """``--teacher-input-range`` / ``--teacher-colour`` as load overrides of the teacher (taken out of
+    ``settings``)."""
+    rng, colour = settings.pop("teacher_input_range", None), settings.pop("teacher_colour", None)
+    return {k: v for k, v in (("input_range", float(rng) if rng else None), ("colour", colour)) if v is not None}
 
 
 def train_config(settings: dict[str, Any], *, preset: str | None, extra: tuple[str, ...], seed: int) -> Any:
@@ -116,4 +131,7 @@ def train_config(settings: dict[str, Any], *, preset: str | None, extra: tuple[s
     base = preset_settings(preset)
     given = {k: settings[k] for k in CONFIG_OPTIONS
              if k in settings and (ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT or k not in base)}
+    cache = settings.get("teacher_cache")
+    if cache is not None:
+        given["teacher_cache"] = "on" if cache else "off"
     return build(preset=preset, settings={**given, **parse_pairs(extra, "--set"), "seed": seed}, seed=seed)

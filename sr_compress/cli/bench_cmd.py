@@ -9,7 +9,7 @@ import click
 from ._common import RUNTIME_PRESETS, console, err_console, force_option, json_option, print_json
 from ._render import bench_table
 
-SETTINGS = ("device", "size", "scale", "threads", "runs", "warmup", "rounds", "presets")
+SETTINGS = ("device", "size", "scale", "threads", "runs", "warmup", "rounds", "presets", "precision")
 
 
 @click.command("bench")
@@ -25,6 +25,9 @@ SETTINGS = ("device", "size", "scale", "threads", "runs", "warmup", "rounds", "p
 @click.option("--ort-preset", "presets", multiple=True, type=RUNTIME_PRESETS,
               help="onnxruntime memory settings; repeat to compare [default: lowmem = arena and memory "
                    "pattern off, glibc mmap threshold 1 MB].")
+@click.option("--precision", type=click.Choice(["float32", "bf16", "fp16"]), default=None,
+              help="PyTorch compute type of .pt models (ONNX graphs run in their own: see `srcompress quantize`) "
+                   "[default: float32].")
 @click.option("--channels-last/--nchw", default=True, show_default=True, help="PyTorch memory format (.pt).")
 @click.option("--no-memory", is_flag=True, help="Skip the peak-memory measurement (latency only).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,

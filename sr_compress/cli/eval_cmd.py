@@ -15,6 +15,7 @@ from ._common import (
     force_option,
     json_option,
     model_options,
+    onnx_options,
     overrides_from,
     print_json,
 )
@@ -46,12 +47,14 @@ from ._common import (
               help="Elastic table instead: mean scores, params and FLOPs (320x180 LR) of the model truncated to "
                    "every depth N..1 (see `srcompress truncate`); --crops and the bicubic row do not apply.")
 @model_options
+@onnx_options
 @force_option
 @json_option
 def eval_(models: tuple[str, ...], data: tuple[str, ...], bench: str | None, scales: str | None, y: str,
           report: str | None, degradation: str, no_bicubic: bool, crops: str | None, all_depths: bool, force: bool,
           as_json: bool, **over) -> None:
-    """Evaluate MODELS (ours or foreign checkpoints): Y-PSNR / SSIM and RGB PSNR.
+    """Evaluate MODELS (ours or foreign checkpoints; one model may also be any SR net as an ONNX graph, of any
+    precision): Y-PSNR / SSIM and RGB PSNR.
 
     One model on one --data: per image. Several models, several --data, --bench, --scales or --report: the
     paper table — bicubic first, then each model, on each set (mean Y-PSNR / SSIM), with per-set progress.
@@ -63,6 +66,8 @@ def eval_(models: tuple[str, ...], data: tuple[str, ...], bench: str | None, sca
       srcompress eval vdsr.pt --scales 2,3,4 --data Set5 --data Set14 --data B100 --y matlab
       srcompress eval asrn_x2.pt --all-depths --json
       srcompress eval vdsr.pth --scale 3 --data ../shared/data/set5/matlab_bicubic_x3.npz
+      srcompress eval realesr-general-x4v3.onnx --input-range 1 --data ~/datasets/Set14
+      srcompress eval student_int8.onnx
     """
     from ..errors import ConfigError
 
@@ -92,12 +97,13 @@ def eval_(models: tuple[str, ...], data: tuple[str, ...], bench: str | None, sca
     elif o.mode == "depths":
         _render_depths(o.loaded.model, o.depths, data, degradation, as_json)
     elif as_json:
-        print_json({"model": model, "guesses": o.loaded.guesses, "reports": [r.to_dict() for r in o.reports]})
+        guesses = o.loaded.guesses if o.loaded else []
+        print_json({"model": model, "guesses": guesses, "reports": [r.to_dict() for r in o.reports]})
     else:
         from ._render import eval_table, show_guesses
 
-        show_guesses(o.loaded.guesses)
-        console.print(eval_table(o.reports, title=f"×{o.loaded.model.scale} on {data} ({degradation.upper()})"))
+        show_guesses(o.loaded.guesses if o.loaded else [])
+        console.print(eval_table(o.reports, title=f"×{o.reports[0].scale} on {data} ({degradation.upper()})"))
 
 
 def _render_depths(model, table, data: str, degradation: str, as_json: bool) -> None:

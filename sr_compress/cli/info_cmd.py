@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ._common import console, json_option, model_options, overrides_from, print_json
+from ._common import console, json_option, model_options, onnx_options, overrides_from, print_json
 
 
 @click.command("info")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--size", default="320x180", show_default=True, help="LR input size (WxH) for the FLOPs count.")
 @model_options
+@onnx_options
 @json_option
 def info(model: str, size: str, as_json: bool, **opts) -> None:
     """Show arch, hyper-parameters, parameters, FLOPs and provenance of MODEL (.pt or .onnx).

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ._common import MODELS, console, stage_option
-from ._training import OP, parse_pairs, strategy_options, train_config, training_options
+from ._training import OP, parse_pairs, strategy_options, teacher_overrides, train_config, training_options
 
 
 @click.command("train")
@@ -37,13 +37,18 @@ def train(arch: str | None, init: str | None, scale: int, hparams: tuple[str, ..
     from ..ops.train import train as train_op
     from ._progress import training_progress
 
+    teacher_over = teacher_overrides(settings)
     config = train_config(settings, preset=preset, extra=extra, seed=seed)
     with training_progress() as progress:
         out = train_op(out=output, config=config, arch=arch, init=init, scale=scale,
                        hparams=parse_pairs(hparams, "--hparam"), data=data, degradation=degradation,
                        strategy=strategy, strategy_options=parse_pairs(opts, "--opt"), teacher=teacher,
-                       teacher_scale=teacher_scale, resume=resume, force=force, progress=progress,
-                       cache_dir=cache_dir, cache_progress=progress)
+                       teacher_scale=teacher_scale, teacher_overrides=teacher_over, resume=resume, force=force,
+                       progress=progress, cache_dir=cache_dir, cache_progress=progress)
     if is_main_process():
         console.print(f"trained {out.model.arch} ×{out.model.scale} for {out.steps} steps in {out.seconds:.0f} s "
                       f"(final loss {out.final_loss:.4g}) → {out.path}")
+        if out.teacher_cache is not None:
+            c = out.teacher_cache
+            console.print(f"teacher outputs stored once per image: {c.built} built, {c.reused} reused, "
+                          f"{c.bytes / 2**20:.1f} MiB in {c.root or 'memory'}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import console, force_option, model_options, overrides_from
+from ._common import console, force_option, model_options, onnx_options, overrides_from
 
 
 @click.command("upscale")
@@ -20,10 +20,11 @@ from ._common import console, force_option, model_options, overrides_from
               help="Tile overlap (input px) instead of the derived receptive radius (for graphs whose radius "
                    "cannot be derived; too small a halo breaks exactness).")
 @model_options
+@onnx_options
 @force_option
 def upscale(model: str, images: tuple[str, ...], output: str, tile: int | None, max_memory_mb: float | None,
             halo: int | None, force: bool, **over) -> None:
-    """Upscale IMAGES with MODEL (.pt checkpoint of any supported format, or .onnx). 8-bit PNG out.
+    """Upscale IMAGES with MODEL (.pt checkpoint of any supported format, or any SR net as .onnx). 8-bit PNG out.
 
     Y-channel models (VDSR, FSRCNN-Y) super-resolve luma and keep the bicubic-upscaled chroma.
 

@@ -298,6 +298,12 @@ class CachedPatchSampler(PatchSampler):
                     self._pending[k] = self._pool.submit(self._make, ahead, rank, world_size)
         return fut.result() if fut is not None else self._make(step, rank, world_size)
 
+    def teacher_cache_problem(self) -> str | None:
+        """Stored whole-image teacher outputs (sr_compress.train.teacher_cache) are not cut by this loader yet:
+        it makes each patch's LR from its HR crop, so ``teacher_cache = "auto"`` runs the teacher per batch."""
+        return ("the image-cache loader makes each patch's LR from its HR crop, which stored whole-image teacher "
+                "outputs do not follow yet")
+
     def close(self) -> None:
         """Stop the worker threads (batches not yet asked for are dropped)."""
         for f in self._pending.values():

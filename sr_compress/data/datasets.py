@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -269,31 +270,66 @@ class PatchSampler:
         The global batch depends only on ``(seed, step)``; process ``rank`` of ``world_size`` gets its rows
         ``rank::world_size``, so any number of processes together see the same samples.
         """
-        if world_size < 1 or not 0 <= rank < world_size or self.batch_size % world_size:
-            raise ConfigError(f"batch_size {self.batch_size} cannot be split as rank {rank} of {world_size}")
-        g = torch.Generator().manual_seed(step_seed(self.seed, step))
-        n, b, lp = len(self._items), self.batch_size, self.lr_patch
-        which = torch.randint(0, n, (b,), generator=g).tolist()
-        pos = torch.rand(b, 2, generator=g, dtype=torch.float64).tolist()
-        flags = torch.randint(0, 2, (b, 3), generator=g).tolist()
+        which, pos, flags, g = self._draws(step, rank, world_size)
+        b, lp = self.batch_size, self.lr_patch
         noise = torch.randn(b, 3, lp, lp, generator=g) if self.degradation == "dn" else None
         rows = range(rank, b, world_size)
-        pairs = [self._crop(which[i], pos[i], flags[i] if self.augment else (0, 0, 0)) for i in rows]
+        pairs = [self._crop(which[i], pos[i], flags[i]) for i in rows]
         lr = torch.stack([p[0] for p in pairs])
         hr = torch.stack([p[1] for p in pairs])
         if noise is not None:
             lr = (lr + NOISE_LEVEL * noise[rank::world_size]).clamp_(0.0, 1.0)
         return lr, hr
 
+    def _draws(self, step: int, rank: int, world_size: int) -> tuple[list, list, list, torch.Generator]:
+        """The random choices of batch ``step``: image indices, crop positions, augmentation flags (and the
+        generator, for DN's noise, drawn next)."""
+        if world_size < 1 or not 0 <= rank < world_size or self.batch_size % world_size:
+            raise ConfigError(f"batch_size {self.batch_size} cannot be split as rank {rank} of {world_size}")
+        g = torch.Generator().manual_seed(step_seed(self.seed, step))
+        n, b = len(self._items), self.batch_size
+        which = torch.randint(0, n, (b,), generator=g).tolist()
+        pos = torch.rand(b, 2, generator=g, dtype=torch.float64).tolist()
+        flags = torch.randint(0, 2, (b, 3), generator=g).tolist()
+        if not self.augment:
+            flags = [(0, 0, 0)] * b
+        return which, pos, flags, g
+
+    def _box(self, index: int, pos: Sequence[float]) -> tuple[int, int]:
+        """Top-left LR pixel of the crop at relative position ``pos`` of image ``index``."""
+        h, w = self._lr(self._items[index]).shape[-2:]
+        lp = self.lr_patch
+        return math.floor(pos[0] * (h - lp + 1)), math.floor(pos[1] * (w - lp + 1))
+
     def _crop(self, index: int, pos: Sequence[float],
               flags: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         item, lp, s = self._items[index], self.lr_patch, self.scale
         lr = self._lr(item)
-        h, w = lr.shape[-2:]
-        y, x = math.floor(pos[0] * (h - lp + 1)), math.floor(pos[1] * (w - lp + 1))
+        y, x = self._box(index, pos)
         lr_p = lr[:, y: y + lp, x: x + lp]
         hr_p = item.hr[:, y * s: (y + lp) * s, x * s: (x + lp) * s]
         return _augment(lr_p, flags).contiguous(), _augment(hr_p, flags).contiguous()
+
+    # -- cached teacher outputs (sr_compress.train.teacher_cache) -------------------------------------------------
+    def lr_images(self) -> list[torch.Tensor]:
+        """The whole LR image (3,h,w) of every training image, in index order: what the patches are cut from
+        (without DN's per-batch noise)."""
+        return [self._lr(item) for item in self._items]
+
+    def teacher_cache_problem(self) -> str | None:
+        """Why stored whole-image teacher outputs cannot stand for this sampler's patches (None: they can)."""
+        if self.degradation == "dn":
+            return "DN adds fresh noise to every patch, which a stored teacher output cannot follow"
+        return None
+
+    def teacher_batch(self, step: int, cache: Any, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+        """The stored teacher outputs under the LR patches of batch ``step`` (same boxes and flips as
+        :meth:`batch`): ``cache.crop(index, y, x, h, w)`` → (C, h·s, w·s), stacked to (B/ws, C, p, p)."""
+        which, pos, flags, _ = self._draws(step, rank, world_size)
+        lp = self.lr_patch
+        crops = [_augment(cache.crop(which[i], *self._box(which[i], pos[i]), lp, lp), flags[i])
+                 for i in range(rank, self.batch_size, world_size)]
+        return torch.stack([c.contiguous() for c in crops])
 
 
 def training_source(data: str | Path | None, scale: int, patch_size: int, batch_size: int, *,

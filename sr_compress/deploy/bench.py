@@ -97,6 +97,8 @@ class ModelBench:
     pct_peak: float | None = None  # of the measured matmul peak
     ratio_vs_first: float | None = None  # median latency / the first model's
     memory_vs_first: float | None = None  # steady peak / the first model's
+    precision: str = "float32"  # of the graph (int8 / fp16 / bf16 ONNX) or PyTorch's compute type
+    params_by_dtype: dict[str, int] | None = None  # parameter elements by element type
 
     @property
     def stem(self) -> str:
@@ -390,7 +392,7 @@ def _probe_preset(e: _Entry) -> str:
 
 
 def measure_memory(entries: Sequence[_Entry], *, device: str, threads: int, rounds: int,
-                   channels_last: bool, seed: int = 0) -> None:
+                   channels_last: bool, seed: int = 0, precision: str = "float32") -> None:
     """``rounds`` fresh-process probes per entry, entries shuffled within each round (seeded)."""
     rng = random.Random(seed)
     for _ in range(rounds):
@@ -400,7 +402,7 @@ def measure_memory(entries: Sequence[_Entry], *, device: str, threads: int, roun
             e = entries[i]
             args = [e.spec.path, "--shape", ",".join(map(str, e.shape)), "--device", device, "--threads",
                     threads, "--preset", _probe_preset(e),
-                    "--channels-last" if channels_last else "--no-channels-last"]
+                    "--channels-last" if channels_last else "--no-channels-last", "--precision", precision]
             opts = ORT_PRESETS.get(e.preset) if e.spec.kind == "onnx" else {}
             e.memory.append(run_probe(args, env=probe_env(opts, device)))
 
@@ -429,8 +431,11 @@ def bench_models(paths: Sequence[str | os.PathLike], *, device: str = "cpu",
     applies a preset's glibc malloc threshold to *this* process for the timing, as the memory probes get it;
     that is process-wide and lasts, so pass False inside a long-lived process that does other work.
     """
-    if precision != "float32":
-        raise ConfigError(f"precision {precision!r} is not supported; only float32 is measured")
+    from .runners import TORCH_PRECISIONS
+
+    if precision not in TORCH_PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(TORCH_PRECISIONS)} "
+                          "(applies to .pt models; an ONNX graph runs in its own, see srcompress quantize)")
     if not paths:
         raise InputError("give at least one .onnx or .pt model to benchmark")
     if warmup < 0 or runs < 1 or rounds < 1:
@@ -446,17 +451,19 @@ def bench_models(paths: Sequence[str | os.PathLike], *, device: str = "cpu",
     with torch_threads(threads):
         for e in entries:
             e.runner = open_runner(e.spec.path, shape=e.shape, device=device, threads=threads,
-                                   preset=_probe_preset(e), channels_last=channels_last)
+                                   preset=_probe_preset(e), channels_last=channels_last, precision=precision)
             e.provider, e.options = e.runner.provider, e.runner.options
         times = time_interleaved([e.runner for e in entries], warmup=warmup, runs=runs)
     for e in entries:
         e.runner = None  # free sessions before the memory probes and the matmul
     if memory:
-        measure_memory(entries, device=device, threads=threads, rounds=rounds, channels_last=channels_last)
+        measure_memory(entries, device=device, threads=threads, rounds=rounds, channels_last=channels_last,
+                       precision=precision)
     gflops = matmul_peak_gflops(device=device, threads=threads) if peak else None
     settings = Settings(device, list(size), threads, warmup, runs, rounds if memory else 0, precision,
                         OPT_LEVEL, list(presets), channels_last, timing)
-    models = [_model_result(e, t, device, threads, gflops) for e, t in zip(entries, times, strict=True)]
+    models = [_model_result(e, t, device, threads, gflops, precision)
+              for e, t in zip(entries, times, strict=True)]
     _add_ratios(models)
     return BenchResult(models, machine_info(device, gflops), settings, command)
 
@@ -470,7 +477,8 @@ def _timing_process_setup(entries: Sequence[_Entry], device: str) -> str:
     return "default malloc"
 
 
-def _model_result(e: _Entry, times: list[float], device: str, threads: int, peak: float | None) -> ModelBench:
+def _model_result(e: _Entry, times: list[float], device: str, threads: int, peak: float | None,
+                  precision: str = "float32") -> ModelBench:
     lat = summarize(times)
     mem = memory_summary(e.memory) if e.memory else None
     gflops = e.cost.flops / lat.median_s / 1e9
@@ -482,7 +490,15 @@ def _model_result(e: _Entry, times: list[float], device: str, threads: int, peak
         weights_bytes=e.cost.weights_bytes, bound_bytes=bound, peak_node=e.cost.peak_node, latency=lat,
         memory=mem, first_ratio=mem.first_bytes / bound if mem and bound else None,
         steady_ratio=mem.steady_bytes / bound if mem and bound else None, gflops=gflops,
-        pct_peak=100 * gflops / peak if peak else None)
+        pct_peak=100 * gflops / peak if peak else None,
+        precision=_onnx_precision(e.spec.path) if e.spec.kind == "onnx" else precision,
+        params_by_dtype=e.cost.params_by_dtype)
+
+
+def _onnx_precision(path: Path) -> str:
+    from .quantize import graph_precision
+
+    return graph_precision(load_graph(path))
 
 
 def _add_ratios(models: Sequence[ModelBench]) -> None:

@@ -8,7 +8,12 @@
   input plus the output of the widest layer; a residual block adds its skip tensor; an EDSR pixel-shuffle
   upsampler dominates everything.
 * **FLOPs**: 2 · multiply-accumulates of ``Conv``, ``ConvTranspose``, ``Gemm`` and ``MatMul``.
-* **Params**: elements of the floating-point initializers those ops and ``PRelu`` read.
+* **Params**: elements of the initializers those ops and ``PRelu`` read, directly or through a
+  ``DequantizeLinear`` (int8 weights of a QDQ graph), counted by element type in ``params_by_dtype``.
+* **Quantised graphs** (QDQ form, :mod:`.quantize`): the bound is taken over the graph as onnxruntime runs it,
+  where every ``DequantizeLinear → op → QuantizeLinear`` of a fusable op (Conv, Add, …) is one 8-bit op
+  (QLinearConv, QLinearAdd): the float tensors inside such a group are never materialised, so each tensor
+  is counted with its real element size (1 byte between the convs of an int8 graph, 2 in fp16).
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class GraphCost:
     weights_bytes: int
     params: int
     flops: int
+    params_by_dtype: dict[str, int] | None = None  # parameter elements by element type (float32, int8, …)
+    activation_dtypes: dict[str, int] | None = None  # bytes at the bound's peak, by element type
 
 
 @dataclass
@@ -124,6 +131,57 @@ def _tensor_bytes(t: onnx.TensorProto) -> int:
     return math.prod(t.dims) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
 
 
+#: ops onnxruntime runs on 8-bit tensors when they sit between DequantizeLinear and QuantizeLinear
+QDQ_FUSABLE = frozenset({"Conv", "ConvTranspose", "Add", "Mul", "MatMul", "Gemm", "Concat", "Relu", "Clip",
+                         "LeakyRelu", "Sigmoid", "AveragePool", "GlobalAveragePool", "MaxPool", "Transpose",
+                         "Reshape", "Resize"})
+
+
+def fused_view(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph as onnxruntime executes a QDQ graph: each activation ``DequantizeLinear`` whose consumers are
+    all :data:`QDQ_FUSABLE` ops is dropped (they read its 8-bit input), and a fusable op whose output only
+    feeds one ``QuantizeLinear`` writes that 8-bit tensor itself. Graphs without QDQ nodes come back as
+    they are. Shapes must already be inferred (value_info is reused)."""
+    g = model.graph
+    if not any(n.op_type == "DequantizeLinear" for n in g.node):
+        return model
+    const = constant_names(g)
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in g.node:
+        for t in n.input:
+            consumers.setdefault(t, []).append(n)
+    outputs = {o.name for o in g.output}
+    alias: dict[str, str] = {}
+    dropped: set[int] = set()
+    for n in g.node:
+        if n.op_type == "DequantizeLinear" and n.input[0] not in const and n.output[0] not in outputs:
+            users = consumers.get(n.output[0], [])
+            if users and all(u.op_type in QDQ_FUSABLE for u in users):
+                alias[n.output[0]] = n.input[0]
+                dropped.add(id(n))
+    renamed: dict[str, str] = {}
+    for n in g.node:
+        if n.op_type in QDQ_FUSABLE and len(n.output) == 1 and any(alias.get(t) for t in n.input):
+            users = consumers.get(n.output[0], [])
+            if len(users) == 1 and users[0].op_type == "QuantizeLinear" and n.output[0] not in outputs:
+                renamed[n.output[0]] = users[0].output[0]
+                dropped.add(id(users[0]))
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.node[:]
+    for n in g.node:
+        if id(n) in dropped:
+            continue
+        m = onnx.NodeProto()
+        m.CopyFrom(n)
+        for k, t in enumerate(m.input):
+            m.input[k] = alias.get(t, t)
+        for k, t in enumerate(m.output):
+            m.output[k] = renamed.get(t, t)
+        out.graph.node.append(m)
+    return out
+
+
 def lifetimes(model: onnx.ModelProto) -> dict[str, _Tensor]:
     """Every activation tensor with its size and [producer, last consumer] interval in node order."""
     g, infos = model.graph, tensor_infos(model)
@@ -175,18 +233,44 @@ def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
 
 
 def count_params(graph: onnx.GraphProto) -> int:
-    """Elements of the floating-point initializers read by Conv/ConvTranspose/Gemm/MatMul/PRelu."""
-    inits = {t.name: t for t in graph.initializer if helper.tensor_dtype_to_np_dtype(t.data_type).kind == "f"}
-    used = {name for node in graph.node if node.op_type in PARAM_OPS for name in node.input if name in inits}
-    return sum(math.prod(inits[name].dims) for name in used)
+    """Elements of the parameter initializers (see :func:`params_by_dtype`)."""
+    return sum(params_by_dtype(graph).values())
+
+
+def _dtype_name(data_type: int) -> str:
+    if data_type == onnx.TensorProto.BFLOAT16:
+        return "bfloat16"
+    return helper.tensor_dtype_to_np_dtype(data_type).name
+
+
+def params_by_dtype(graph: onnx.GraphProto) -> dict[str, int]:
+    """Elements of the initializers read by Conv/ConvTranspose/Gemm/MatMul/PRelu — directly (floating-point)
+    or through a ``DequantizeLinear`` (the int8 weights and int32 biases of a QDQ graph) — by element type."""
+    inits = {t.name: t for t in graph.initializer}
+    dq = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits}
+    casts = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Cast" and n.input[0] in inits}
+    used = set()
+    for node in graph.node:
+        if node.op_type not in PARAM_OPS:
+            continue
+        for name in node.input:
+            src = dq.get(name) or casts.get(name) or name
+            if src in inits and (src != name or helper.tensor_dtype_to_np_dtype(inits[src].data_type).kind == "f"):
+                used.add(src)
+    out: dict[str, int] = {}
+    for name in sorted(used):
+        key = _dtype_name(inits[name].data_type)
+        out[key] = out.get(key, 0) + math.prod(inits[name].dims)
+    return dict(sorted(out.items()))
 
 
 def graph_cost(model: onnx.ModelProto | str | Path, input_shape: Sequence[int]) -> GraphCost:
     """Bound, weights, params and FLOPs of ``model`` for a runtime input of ``input_shape`` (e.g. NCHW)."""
     fixed = with_input_shape(load_graph(model), input_shape)
     infos = tensor_infos(fixed)
-    peak, at = activation_bound(fixed)
-    node = fixed.graph.node[at] if at >= 0 else None
+    runtime = fused_view(fixed)
+    peak, at = activation_bound(runtime)
+    node = runtime.graph.node[at] if at >= 0 else None
     return GraphCost(
         input_shape=[int(s) for s in input_shape],
         output_shape=_shape(fixed.graph.output[0].name, infos),
@@ -195,4 +279,21 @@ def graph_cost(model: onnx.ModelProto | str | Path, input_shape: Sequence[int]) 
         weights_bytes=weights_bytes(fixed.graph),
         params=count_params(fixed.graph),
         flops=sum(node_flops(n, infos) for n in fixed.graph.node),
+        params_by_dtype=params_by_dtype(fixed.graph),
+        activation_dtypes=_peak_dtypes(runtime, at),
     )
+
+
+def _peak_dtypes(model: onnx.ModelProto, at: int) -> dict[str, int]:
+    """Bytes of the tensors alive at node ``at``, by element type."""
+    infos, out = tensor_infos(model), {}
+    if at < 0:
+        return out
+    elem = {v.name: v.type.tensor_type.elem_type for v in (*model.graph.input, *model.graph.value_info,
+                                                           *model.graph.output)}
+    for name, t in lifetimes(model).items():
+        if t.born <= at <= t.last and name in elem:
+            key = _dtype_name(elem[name])
+            out[key] = out.get(key, 0) + t.nbytes
+    del infos
+    return dict(sorted(out.items()))

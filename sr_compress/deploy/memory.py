@@ -138,7 +138,8 @@ def memory_level(device: str, kind: str) -> int:
 
 
 def probe_model(path: str, *, shape: Sequence[int], device: str = "cpu", threads: int | None = None,
-                preset: str = "lowmem", channels_last: bool = True, runs: int = 3) -> dict[str, Any]:
+                preset: str = "lowmem", channels_last: bool = True, runs: int = 3,
+                precision: str = "float32") -> dict[str, Any]:
     """Open ``path`` (.onnx or .pt) with the benchmark's settings, allocate an input of ``shape``, measure.
 
     Adds ``footprint_bytes``: the highest run peak over the level before the model was opened (weights,
@@ -149,7 +150,7 @@ def probe_model(path: str, *, shape: Sequence[int], device: str = "cpu", threads
     kind = model_kind(Path(path))
     before = memory_level(device, kind)
     runner = open_runner(Path(path), shape=shape, device=device, threads=threads, preset=preset,
-                         channels_last=channels_last)
+                         channels_last=channels_last, precision=precision)
     result = _probe_for(runner, kind, device, runs)
     result["footprint_bytes"] = max(result["runs"]) + result["baseline_bytes"] - before
     return result
@@ -213,6 +214,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="lowmem", help="onnxruntime options preset (see bench.ORT_PRESETS)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--precision", default="float32", help="PyTorch compute precision of a .pt model")
     p.add_argument("--alloc-mb", type=float, default=None, help="self-test: allocate this many MB per run")
     return p
 
@@ -227,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise InputError("give a model and --shape (or --alloc-mb)")
             shape = [int(v) for v in args.shape.split(",")]
             result = probe_model(args.model, shape=shape, device=args.device, threads=args.threads,
-                                 preset=args.preset, channels_last=args.channels_last, runs=args.runs)
+                                 preset=args.preset, channels_last=args.channels_last, runs=args.runs,
+                                 precision=args.precision)
     except SrCompressError as e:
         result, code = {"error": str(e)}, 2
     else:

@@ -218,14 +218,16 @@ def finalize(graph: onnx.ModelProto, model: SRModel, profile: tiling.TileProfile
 OPT_LEVEL = "ORT_ENABLE_ALL"  # blocked channel layout: 1.7× faster than BASIC/EXTENDED on CPU (docs/benchmarks.md)
 
 
-def session_options(threads: int | None = None, *, arena: bool = True, mem_pattern: bool = False) -> Any:
-    """onnxruntime SessionOptions as this project runs every graph: optimisation level ALL, sequential, one
-    inter-op thread, ``threads`` intra-op threads (None = onnxruntime's choice); arena and memory pattern as
-    given (the memory pattern makes a second run allocate on top of the first, hence off by default)."""
+def session_options(threads: int | None = None, *, arena: bool = True, mem_pattern: bool = False,
+                    level: str | None = None) -> Any:
+    """onnxruntime SessionOptions as this project runs every graph: optimisation level ALL (or ``level``, a
+    ``GraphOptimizationLevel`` name), sequential, one inter-op thread, ``threads`` intra-op threads (None =
+    onnxruntime's choice); arena and memory pattern as given (the memory pattern makes a second run allocate
+    on top of the first, hence off by default)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVEL)
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level or OPT_LEVEL)
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.enable_cpu_mem_arena = bool(arena)
     opts.enable_mem_pattern = bool(mem_pattern)
@@ -385,25 +387,28 @@ def read_metadata(model: onnx.ModelProto) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
-def onnx_info(path: str | os.PathLike, *, size: tuple[int, int] = (320, 180)) -> dict[str, Any]:
+def onnx_info(path: str | os.PathLike, *, size: tuple[int, int] = (320, 180),
+              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """``srcompress info M.onnx``: arch, hparams, params, MACs/FLOPs at LR size ``size`` (W×H), ops, plain
     verdict, receptive radius and provenance, the same keys as ``workflows.model_info`` where they apply."""
+    from ..checkpoint.onnx_model import load_onnx_model
     from .bound import graph_cost, load_graph
 
     model = load_graph(require_file(path, "ONNX model"))
     meta = read_metadata(model)
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    channels = int(meta.get("channels") or dims[1].dim_value or 3)
-    scale, pre = int(meta.get("scale", 1)), meta.get("pre_upsample") == "true"
+    # colour, scale and range as eval / upscale / --teacher see them
+    loaded = load_onnx_model(path, overrides=overrides, need_range=False)
+    om = loaded.model
+    channels, scale, pre = om.channels, om.scale, om.pre_upsample
     (w, h), k = size, (scale if pre else 1)
     cost = graph_cost(model, (1, channels, h * k, w * k))
     plain, reason = check_plain(model, _declared_from_graph(model))
     return {"path": str(path), "format": "onnx", "arch": meta.get("arch", "unknown"),
-            "hparams": json.loads(meta.get("hparams", "{}")), "params": cost.params,
+            "hparams": json.loads(meta["hparams"]) if "hparams" in meta else om.hparams, "params": cost.params,
             "input_size": f"{w}x{h} LR ({w * k}x{h * k} model input)", "macs": cost.flops // 2,
             "gflops": cost.flops / 1e9, "opset": _opset(model), "ops": op_histogram(model),
             "plain": plain, "plain_reason": reason, tiling.META_RADIUS: meta.get(tiling.META_RADIUS),
-            "srcompress_version": meta.get("srcompress_version"), "guesses": [],
+            "srcompress_version": meta.get("srcompress_version"), "guesses": loaded.guesses,
             "provenance": json.loads(meta.get("provenance", "[]"))}
 
 

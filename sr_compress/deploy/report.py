@@ -43,9 +43,11 @@ def _fmt(v: float | None, spec: str = "", suffix: str = "") -> str:
 
 def config_label(m: ModelBench) -> str:
     """Short description of how the model ran: ORT preset or PyTorch memory format."""
+    prec = getattr(m, "precision", "float32")
+    tag = "" if prec == "float32" else f" {prec}"
     if m.kind == "onnx":
-        return f"ORT {m.options.get('preset', '?')}"
-    return "torch " + ("channels_last" if m.options.get("channels_last") else "NCHW")
+        return f"ORT {m.options.get('preset', '?')}{tag}"
+    return "torch " + ("channels_last" if m.options.get("channels_last") else "NCHW") + tag
 
 
 def table_rows(result: BenchResult,
@@ -56,7 +58,7 @@ def table_rows(result: BenchResult,
     for m in result.models:
         mem, lat = m.memory, m.latency
         row = [m.name, config_label(m), "×".join(map(str, m.input_shape[2:][::-1])),
-               _fmt(m.flops / 1e9), f"{m.params:,}", _fmt(m.bound_bytes / MB),
+               _fmt(m.flops / 1e9), _params_cell(m), _fmt(m.bound_bytes / MB),
                _mem_cell(mem.first_bytes if mem else None, m.first_ratio),
                _mem_cell(mem.steady_bytes if mem else None, m.steady_ratio),
                _fmt(mem.retained_bytes / MB if mem else None),
@@ -67,6 +69,15 @@ def table_rows(result: BenchResult,
             row.append(_fmt(psnr_for(m, psnr), ".2f"))
         rows.append(row)
     return headers, rows
+
+
+def _params_cell(m: ModelBench) -> str:
+    """Parameter count, with the element types where they are not all float32 (e.g. ``1,248,112 (int8)``)."""
+    by = getattr(m, "params_by_dtype", None) or {}
+    weights = {k: v for k, v in by.items() if k != "int32"}  # int32: the biases of a quantised graph
+    if not weights or set(weights) == {"float32"}:
+        return f"{m.params:,}"
+    return f"{m.params:,} ({'+'.join(sorted(weights))})"
 
 
 def _mem_cell(nbytes: int | None, ratio: float | None) -> str:

@@ -25,6 +25,13 @@ ORT_PRESETS.add("lowmem", {"enable_cpu_mem_arena": False, "enable_mem_pattern": 
                            "malloc_mmap_threshold": MMAP_THRESHOLD})
 ORT_PRESETS.add("arena", {"enable_cpu_mem_arena": True, "enable_mem_pattern": False})
 ORT_PRESETS.add("default", {"enable_cpu_mem_arena": True, "enable_mem_pattern": True})
+# the same memory settings at optimisation level EXTENDED (no NCHWc/NHWC layout transformer): for comparing the
+# graph forms of quantised graphs (docs/benchmarks.md, "Quantised and half-precision graphs")
+ORT_PRESETS.add("lowmem-ext", {"enable_cpu_mem_arena": False, "enable_mem_pattern": False,
+                               "malloc_mmap_threshold": MMAP_THRESHOLD,
+                               "graph_optimization_level": "ORT_ENABLE_EXTENDED"})
+ORT_PRESETS.add("arena-ext", {"enable_cpu_mem_arena": True, "enable_mem_pattern": False,
+                              "graph_optimization_level": "ORT_ENABLE_EXTENDED"})
 KINDS = {".onnx": "onnx", ".pt": "pt", ".pth": "pt"}
 DEVICES = ("cpu", "cuda")
 
@@ -70,13 +77,20 @@ def check_device(device: str) -> None:
             raise InputError("--device cuda: no CUDA device is available to PyTorch on this machine")
 
 
+#: PyTorch compute precisions of a .pt model (ONNX graphs carry their own: see deploy/quantize.py)
+TORCH_PRECISIONS = {"float32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
 def open_runner(path: Path, *, shape: Sequence[int], device: str = "cpu", threads: int | None = None,
-                preset: str = "lowmem", channels_last: bool = True) -> Runner:
-    """Open a .onnx or .pt model for ``device`` and allocate a random input of ``shape`` (NCHW float32)."""
+                preset: str = "lowmem", channels_last: bool = True, precision: str = "float32") -> Runner:
+    """Open a .onnx or .pt model for ``device`` and allocate a random input of ``shape`` (NCHW float32; a .pt
+    model in ``precision`` bf16/fp16 gets its weights and input in that type)."""
     p = require_file(path, "model")
+    if precision not in TORCH_PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(TORCH_PRECISIONS)}")
     if model_kind(p) == "onnx":
         return _ort_runner(p, shape, device, threads, preset)
-    return _torch_runner(p, shape, device, threads, channels_last)
+    return _torch_runner(p, shape, device, threads, channels_last, precision)
 
 
 def _ort_providers(device: str) -> list[Any]:
@@ -98,11 +112,13 @@ def _ort_runner(path: Path, shape: Sequence[int], device: str, threads: int | No
 
     opts = preset_options(preset)
     providers = _ort_providers(device)
-    so = session_options(threads, arena=opts["enable_cpu_mem_arena"], mem_pattern=opts["enable_mem_pattern"])
+    level = opts.get("graph_optimization_level", OPT_LEVEL)
+    so = session_options(threads, arena=opts["enable_cpu_mem_arena"], mem_pattern=opts["enable_mem_pattern"],
+                         level=level)
     sess = ort.InferenceSession(str(path), so, providers=providers)
     x = np.random.default_rng(0).random(tuple(shape), dtype=np.float32)
     name = sess.get_inputs()[0].name
-    options = {"preset": preset, "graph_optimization_level": OPT_LEVEL, **opts}
+    options = {"preset": preset, **opts, "graph_optimization_level": level}
     if device == "cpu":
         return Runner("onnx", "CPUExecutionProvider", options, lambda: sess.run(None, {name: x}) and None)
     binding = sess.io_binding()
@@ -113,15 +129,16 @@ def _ort_runner(path: Path, shape: Sequence[int], device: str, threads: int | No
 
 
 def _torch_runner(path: Path, shape: Sequence[int], device: str, threads: int | None,
-                  channels_last: bool) -> Runner:
+                  channels_last: bool, precision: str = "float32") -> Runner:
     import torch
 
     from ..checkpoint import load_checkpoint
 
     if threads:
         torch.set_num_threads(threads)
-    model = load_checkpoint(path).model.eval().to(device)
-    x = torch.rand(tuple(shape), generator=torch.Generator().manual_seed(0)).to(device)
+    dtype = getattr(torch, TORCH_PRECISIONS[precision])
+    model = load_checkpoint(path).model.eval().to(device=device, dtype=dtype)
+    x = torch.rand(tuple(shape), generator=torch.Generator().manual_seed(0)).to(device=device, dtype=dtype)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -132,7 +149,7 @@ def _torch_runner(path: Path, shape: Sequence[int], device: str, threads: int | 
         if device == "cuda":
             torch.cuda.synchronize()
 
-    options = {"channels_last": channels_last, "inference_mode": True}
+    options = {"channels_last": channels_last, "inference_mode": True, "precision": precision}
     timer = _cuda_event_timer(run) if device == "cuda" else None
     return Runner("pt", f"PyTorch {device}", options, run, timer)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..evaluate import comparison_rows, eval_pairs_for, evaluate_bicubic, evaluate_model
+from ..evaluate import comparison_rows, eval_pairs_for, evaluate_bicubic, evaluate_model, evaluate_upscaler
 from ..fileio import atomic_write, atomic_write_text, check_output
 from ..models import SRModel, count_params
 from ..visual import save_comparison
@@ -54,24 +54,46 @@ class PipelineReport:
         return asdict(self)
 
 
-def pipeline_report(models: Mapping[str, SRModel], out_dir: str | os.PathLike, *, bench: BenchResult | None = None,
+class _Graph:
+    """An ONNX graph (any precision) in a pipeline report: scored through onnxruntime, described by its graph."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        import onnx
+
+        from .bound import count_params as graph_params
+        from .quantize import onnx_upscaler
+
+        self.upscale, self.scale, self.precision = onnx_upscaler(path)
+        graph = onnx.load(str(path))
+        meta = {p.key: p.value for p in graph.metadata_props}
+        self.arch = f"{meta.get('arch', 'onnx')} {self.precision}"
+        self.params = graph_params(graph.graph)
+        self.provenance = [{"stage": s.get("stage")} for s in json.loads(meta.get("provenance", "[]"))]
+        self.provenance.append({"stage": f"quantize ({self.precision})" if self.precision != "float32" else "export"})
+
+
+def pipeline_report(models: Mapping[str, SRModel | str | os.PathLike], out_dir: str | os.PathLike, *,
+                    bench: BenchResult | None = None,
                     data: str = "default", degradation: str = "bi", title: str = "srcompress pipeline",
                     force: bool = False) -> PipelineReport:
     """Evaluate ``models`` (label → model; the first is the reference, e.g. the teacher, that the others are
-    compared with) and write the report files; the crops show bicubic, the others, the reference, HR."""
+    compared with) and write the report files; the crops show bicubic, the others, the reference, HR.
+    A model may also be an ONNX file (e.g. an int8 graph from ``quantize``): it is run by onnxruntime."""
     out = Path(out_dir)
     names = ("report.md", "report.json", "report.png", "crops.png")
     for n in names:
         check_output(out / n, force=force)
     if not models:
         raise ConfigError("the report needs at least one model (the first is the reference)")
+    models = {k: (m if isinstance(m, SRModel) else _Graph(m)) for k, m in models.items()}
     scale = next(iter(models.values())).scale
     other = [label for label, m in models.items() if m.scale != scale]
     if other:
         raise ConfigError(f"every model of a report must have the reference's scale ×{scale}; "
                           f"{', '.join(other)} differ")
     pairs = eval_pairs_for(data, scale, degradation)
-    reports = [evaluate_model(m, pairs, method=label, keep_outputs=True) for label, m in models.items()]
+    reports = [evaluate_model(m, pairs, method=label, keep_outputs=True) if isinstance(m, SRModel)
+               else evaluate_upscaler(label, scale, pairs, m.upscale, keep_outputs=True) for label, m in models.items()]
     bicubic = evaluate_bicubic(pairs, scale, keep_outputs=True)
     # a bench entry is the model's by its name (a recipe's bench stage names entries by stage id) or file stem
     by_stem = {**{m.stem: m for m in bench.models}, **{m.name: m for m in bench.models}} if bench is not None else {}
@@ -86,10 +108,11 @@ def pipeline_report(models: Mapping[str, SRModel], out_dir: str | os.PathLike, *
     return rep
 
 
-def _row(label: str, model: SRModel, r: Any, b: ModelBench | None) -> ModelSummary:
+def _row(label: str, model: Any, r: Any, b: ModelBench | None) -> ModelSummary:
     peak = max(b.memory.first_bytes, b.memory.steady_bytes) / MB if b is not None and b.memory else None
     return ModelSummary(
-        label, model.arch, count_params(model), b.flops / 1e9 if b is not None else None,
+        label, model.arch, count_params(model) if isinstance(model, SRModel) else model.params,
+        b.flops / 1e9 if b is not None else None,
         r.mean.psnr_y, r.mean.ssim_y, r.mean.psnr_rgb,
         b.latency.median_s * 1e3 if b is not None and b.latency else None, peak,
         b.bound_bytes / MB if b is not None else None,

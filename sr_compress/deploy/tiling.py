@@ -136,6 +136,8 @@ def tile_profile(obj: Any, *, halo: int | None = None, scale: int | None = None)
     ``halo`` (with the network's ``scale``) replaces the structural analysis, for graphs it cannot follow."""
     if isinstance(obj, TileProfile):
         return obj
+    if hasattr(obj, "onnx_graph"):  # an ONNX-backed model (sr_compress.checkpoint.onnx_model.OnnxModel)
+        return _onnx_model_profile(obj, halo)
     if hasattr(obj, "get_modelmeta"):
         return profile_from_metadata(obj.get_modelmeta().custom_metadata_map)
     if halo is not None:
@@ -146,6 +148,23 @@ def tile_profile(obj: Any, *, halo: int | None = None, scale: int | None = None)
     radius, scale = _walk(obj)
     per_px = _graph_bytes_per_px(obj) if hasattr(obj, "graph") else _module_bytes_per_px(obj)
     return TileProfile(math.ceil(radius), per_px, _integer_scale(scale))
+
+
+def _onnx_model_profile(model: Any, halo: int | None) -> TileProfile:
+    """An ONNX-backed model's profile: its srcompress metadata, else the graph's structure (exact); a given
+    ``halo`` replaces the radius (and stands in for it when the structure cannot be followed)."""
+    meta = model.onnx_metadata
+    if META_RADIUS in meta:
+        prof = profile_from_metadata(meta)
+    else:
+        try:
+            prof = tile_profile(model.onnx_graph)
+        except ConfigError:
+            if halo is None:
+                raise
+            net_scale = 1 if model.pre_upsample else model.scale
+            prof = TileProfile(int(halo), _graph_bytes_per_px(model.onnx_graph), net_scale)
+    return prof if halo is None else replace(prof, halo=int(halo))
 
 
 def profile_from_metadata(meta: dict[str, str]) -> TileProfile:

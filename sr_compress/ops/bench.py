@@ -43,6 +43,7 @@ class BenchSettings:
     warmup: int = LIBRARY["warmup"]
     rounds: int = LIBRARY["rounds"]
     presets: tuple[str, ...] = tuple(LIBRARY["presets"])
+    precision: str = LIBRARY["precision"]  # PyTorch compute type of .pt models (ONNX graphs carry their own)
 
     @classmethod
     def resolve(cls, given: Mapping[str, Any], defaults: BudgetDefaults | None = None) -> BenchSettings:
@@ -67,6 +68,7 @@ class BenchSettings:
         parts += [f"--{k} {getattr(self, k)}" for k in ("scale", "threads", "runs", "warmup", "rounds")
                   if getattr(self, k)]
         parts += [f"--ort-preset {p}" for p in self.presets]
+        parts += [f"--precision {self.precision}"] if self.precision != "float32" else []
         parts += [flag for flag, on in (("--nchw", not channels_last), ("--no-memory", not memory)) if on]
         return " ".join(str(p) for p in parts)
 

@@ -25,6 +25,7 @@ from ..evaluate import (
     evaluate_bicubic,
     evaluate_model,
     evaluate_table,
+    evaluate_upscaler,
     load_npz_y,
     npz_y_psnr,
     write_table,
@@ -51,6 +52,26 @@ def evaluate_images(model: SRModel, *, data: str | Path | None = None, degradati
     reports = [evaluate_model(model, pairs, method=label, keep_outputs=keep, y=y)]
     if with_bicubic:
         reports.append(evaluate_bicubic(pairs, model.scale, keep_outputs=keep, y=y))
+    if crops is not None:
+        save_comparison(crops, comparison_rows(reports, pairs), force=force)
+    return reports
+
+
+def evaluate_onnx(path: str | Path, *, data: str | Path | None = None, degradation: str = "bi",
+                  with_bicubic: bool = True, crops: str | Path | None = None, force: bool = False,
+                  y: str = DEFAULT_Y) -> list[EvalReport]:
+    """Like :func:`evaluate_images` for an ONNX graph run by onnxruntime (any precision; float32 I/O)."""
+    from ..deploy.quantize import onnx_upscaler
+
+    if crops is not None:
+        check_output(crops, force=force)
+    upscale, scale, precision = onnx_upscaler(path)
+    pairs = eval_pairs_for(data, scale, degradation)
+    keep = crops is not None
+    label = Path(path).name if precision == "float32" else f"{Path(path).name} ({precision})"
+    reports = [evaluate_upscaler(label, scale, pairs, upscale, keep_outputs=keep, y=y)]
+    if with_bicubic:
+        reports.append(evaluate_bicubic(pairs, scale, keep_outputs=keep, y=y))
     if crops is not None:
         save_comparison(crops, comparison_rows(reports, pairs), force=force)
     return reports
@@ -89,17 +110,35 @@ class EvalOutcome:
     """``mode``: "images" (``reports``: the model's, then bicubic's), "npz" (``npz``) or "depths" (``depths``)."""
 
     mode: str
-    loaded: LoadedModel
+    loaded: LoadedModel | None  # None for an ONNX graph
     reports: list[EvalReport] = field(default_factory=list)
     npz: NpzScores | None = None
     depths: ElasticTable | None = None
+
+
+def _quantised(path: str | Path) -> bool:
+    """Whether an ONNX graph holds int8 / fp16 / bf16 parts (run by :func:`evaluate_onnx`)."""
+    import onnx
+
+    from ..deploy.quantize import graph_precision
+    from ..fileio import require_file
+
+    return graph_precision(onnx.load(str(require_file(path, "ONNX model")), load_external_data=False)) != "float32"
 
 
 def evaluate(model: str | Path, *, data: str = "default", degradation: str = "bi", bicubic: bool = True,
              crops: str | Path | None = None, all_depths: bool = False, overrides: dict[str, Any] | None = None,
              force: bool = False, y: str = DEFAULT_Y) -> EvalOutcome:
     """Evaluate the checkpoint ``model``: an ``.npz`` ``data`` selects the npz protocol; ``all_depths`` the
-    elastic table (every depth N..1); otherwise per-image scores (``crops``: also the comparison PNG)."""
+    elastic table (every depth N..1); otherwise per-image scores (``crops``: also the comparison PNG).
+    An ``.onnx`` graph (float32, int8 or fp16: ``srcompress quantize``) runs through onnxruntime, per-image
+    scores only. A float32 graph loads as a read-only model like any checkpoint (``load_model``: colour, range
+    and scale detected, ``overrides`` input_range / colour / scale where the graph does not say)."""
+    if str(model).lower().endswith(".onnx") and _quantised(model):
+        if all_depths or str(data).lower().endswith(".npz"):
+            raise ConfigError("--all-depths and .npz data need a checkpoint, not an ONNX graph")
+        return EvalOutcome("images", None, evaluate_onnx(model, data=data, degradation=degradation,
+                                                         with_bicubic=bicubic, crops=crops, force=force, y=y))
     loaded = load_model(model, overrides=overrides)
     m = loaded.model
     if str(data).lower().endswith(".npz"):

@@ -14,12 +14,14 @@ import torch.distributed as dist
 from ..checkpoint import provenance_entry, save_checkpoint
 from ..config import defaults_of
 from ..data.datasets import training_source
+from ..deploy.tiling import tiled_network
 from ..errors import ConfigError, DataError
 from ..evaluate import eval_pairs_for
 from ..fileio import check_output
 from ..models import SRModel, build_model
 from ..train.presets import preset_settings
 from ..train.strategies import build_strategy
+from ..train.teacher_cache import TeacherCache, cache_root
 from ..train.trainer import TrainConfig, Trainer, check_teacher, psnr_validator
 from .common import file_identity, load_model
 
@@ -57,6 +59,7 @@ class TrainOutcome:
     final_loss: float
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    teacher_cache: Any = None  # the CacheReport when the run read stored teacher outputs (train/teacher_cache.py)
 
 
 def train_model(model: SRModel, *, out: str | Path, config: TrainConfig, data: str | Path | None = None,
@@ -92,9 +95,10 @@ def train_model(model: SRModel, *, out: str | Path, config: TrainConfig, data: s
     t0 = time.perf_counter()
     # Y-PSNR on the data's validation images every val_every steps (history, progress)
     validate = psnr_validator(eval_pairs_for(data, model.scale, degradation)) if config.val_every else None
+    cache = TeacherCache(teacher, cache_root(work), tiler=tiled_network) if teacher is not None else None
     try:
         result = Trainer(model, strat, sampler, config, teacher=teacher, out_dir=work, progress=progress,
-                         force=force, validate=validate).fit(resume=state if resume else None)
+                         force=force, validate=validate, teacher_cache=cache).fit(resume=state if resume else None)
     finally:
         if hasattr(sampler, "close"):
             sampler.close()  # the cached loader's prefetch threads
@@ -106,18 +110,29 @@ def train_model(model: SRModel, *, out: str | Path, config: TrainConfig, data: s
     if is_main_process():
         save_checkpoint(trained, out, force=True, inputs=inputs)
     return TrainOutcome(out, trained, config.steps, float(result.final_loss), time.perf_counter() - t0,
-                        list(result.history))
+                        list(result.history), result.teacher_cache)
+
+
+def load_teacher(teacher: str | Path | None, scale: int | None = None,
+                 overrides: dict[str, Any] | None = None) -> SRModel | None:
+    """The teacher model of a training run (None without one): any checkpoint, or an ONNX graph (read-only,
+    its outputs only; ``overrides``: ``input_range``, ``colour``)."""
+    if teacher is None:
+        return None
+    return load_model(teacher, overrides={**(overrides or {}), "scale": scale}).model
 
 
 def train(*, out: str | Path, config: TrainConfig, arch: str | None = None, init: str | Path | None = None,
           scale: int = 2, hparams: dict[str, Any] | None = None, data: str | Path | None = None,
           degradation: str = "bi", strategy: str = "l1", strategy_options: dict | None = None,
-          teacher: str | Path | None = None, teacher_scale: int | None = None, resume: bool = False,
+          teacher: str | Path | None = None, teacher_scale: int | None = None,
+          teacher_overrides: dict[str, Any] | None = None, resume: bool = False,
           force: bool = False, progress: Callable[[dict], None] | None = None, cache_dir: str | Path | None = None,
           cache_progress: Callable[[dict], None] | None = None) -> TrainOutcome:
     """Train a new model (``arch`` with ``hparams`` at ``scale``, seeded by ``config.seed``) or the checkpoint
     ``init`` further (its extra entries, e.g. plainify's bridges, reach the strategy); exactly one of the two.
-    ``teacher``: a checkpoint for the strategies that use one (``teacher_scale`` overrides its scale)."""
+    ``teacher``: a checkpoint or ONNX graph for the strategies that use one (``teacher_scale`` overrides its
+    scale, ``teacher_overrides`` e.g. an ONNX graph's ``input_range`` / ``colour``)."""
     if (arch is None) == (init is None):
         raise ConfigError("give exactly one of --arch / arch (a new model) or --init / init (a checkpoint to "
                           "train further)")
@@ -130,7 +145,7 @@ def train(*, out: str | Path, config: TrainConfig, arch: str | None = None, init
         model, extra = loaded.model, loaded.extra
     else:
         model = new_model(arch, scale=scale, hparams=hparams, seed=config.seed)
-    t = load_model(teacher, overrides={"scale": teacher_scale}).model if teacher is not None else None
+    t = load_teacher(teacher, teacher_scale, teacher_overrides)
     return train_model(model, out=out, config=config, data=data, degradation=degradation, strategy=strategy,
                        strategy_options=strategy_options, teacher=t, student_extra=extra, resume=resume,
                        force=force, progress=progress, inputs=(init, teacher), cache_dir=cache_dir,
@@ -139,14 +154,15 @@ def train(*, out: str | Path, config: TrainConfig, arch: str | None = None, init
 
 def finetune(student: str | Path, *, out: str | Path, config: TrainConfig, strategy: str,
              strategy_options: dict | None = None, teacher: str | Path | None = None,
-             teacher_scale: int | None = None, data: str | Path | None = None, degradation: str = "bi",
-             resume: bool = False, force: bool = False,
+             teacher_scale: int | None = None, teacher_overrides: dict[str, Any] | None = None,
+             data: str | Path | None = None, degradation: str = "bi", resume: bool = False, force: bool = False,
              progress: Callable[[dict], None] | None = None, cache_dir: str | Path | None = None,
              cache_progress: Callable[[dict], None] | None = None) -> TrainOutcome:
     """Train the checkpoint ``student`` further with ``strategy`` (``kd``, ``ail``, ``pspl``, ``l1``, ``mse``…).
 
-    ``teacher``: a checkpoint (any supported format), required by the strategies that use one and refused by
-    the others; ``teacher_scale`` overrides its scale (one VDSR file serves ×2, ×3 and ×4). It must match the
+    ``teacher``: a checkpoint (any supported format) or an ONNX graph, required by the strategies that use one
+    and refused by the others; ``teacher_scale`` overrides its scale (one VDSR file serves ×2, ×3 and ×4),
+    ``teacher_overrides`` an ONNX graph's ``input_range`` / ``colour`` where they cannot be detected. It must match the
     student's scale and colour space. The student checkpoint's extra entries reach the strategy
     (``Strategy.use_checkpoint_extra``). Provenance: a ``finetune`` entry with strategy, options, the teacher
     and the student (path + SHA-256).
@@ -154,7 +170,7 @@ def finetune(student: str | Path, *, out: str | Path, config: TrainConfig, strat
     inputs = [Path(student)] + ([Path(teacher)] if teacher is not None else [])
     check_output(out, inputs=inputs, force=force or resume)
     loaded = load_model(student)
-    t = load_model(teacher, overrides={"scale": teacher_scale}).model if teacher is not None else None
+    t = load_teacher(teacher, teacher_scale, teacher_overrides)
     record = {"student": file_identity(student), "teacher": file_identity(teacher) if teacher is not None else None}
     return train_model(loaded.model, out=out, config=config, data=data, degradation=degradation, strategy=strategy,
                        strategy_options=strategy_options, teacher=t, student_extra=loaded.extra, resume=resume,

@@ -9,7 +9,7 @@ from typing import Any
 from ..data.datasets import read_image
 from ..deploy.tiling import tiled_network
 from ..errors import DataError
-from ..fileio import atomic_write, check_output, require_file
+from ..fileio import atomic_write, check_output
 from ..infer import super_resolve
 from .common import load_model
 
@@ -25,16 +25,15 @@ def write_rgb(img: Any, path: Path) -> None:
 
 def upscale_files(model: Any, images: Sequence[str | Path], out: str | Path, *, tile: int | None = None,
                   max_bytes: float | None = None, halo: int | None = None, force: bool = False) -> list[Path]:
-    """Super-resolve image files with an SRModel or an exported ``.onnx`` path (run by onnxruntime).
+    """Super-resolve image files with an SRModel, an onnxruntime session of an srcompress export, or a model
+    file path (any checkpoint, or an ONNX graph: loaded as a read-only model, run by onnxruntime).
 
     One image → ``out`` may be a .png file; otherwise ``out`` is a folder of ``<stem>_x<scale>.png``.
     ``tile`` (LR px) and/or ``max_bytes`` run the network tile by tile with an exact halo (same output);
     ``halo`` replaces the derived one (for graphs whose receptive radius cannot be derived).
     """
     if isinstance(model, (str, Path)):
-        from ..deploy.onnx import ort_session
-
-        model = ort_session(require_file(model, "ONNX model"))
+        model = load_model(model).model
     net = tiled_network(model, tile=tile, max_bytes=max_bytes, halo=halo)
     srcs = [Path(p) for p in images]
     if not srcs:
@@ -55,6 +54,6 @@ def upscale(model: str | Path, images: Sequence[str | Path], out: str | Path, *,
             max_memory_mb: float | None = None, halo: int | None = None, overrides: dict[str, Any] | None = None,
             force: bool = False) -> list[Path]:
     """Upscale ``images`` with the model file ``model`` (a checkpoint of any format, or ``.onnx``)."""
-    net = model if str(model).lower().endswith(".onnx") else load_model(model, overrides=overrides).model
+    net = load_model(model, overrides=overrides).model  # a checkpoint or an ONNX graph (read-only model)
     max_bytes = max_memory_mb * 2**20 if max_memory_mb else None
     return upscale_files(net, list(images), out, tile=tile, max_bytes=max_bytes, halo=halo, force=force)

@@ -19,6 +19,7 @@ from ..ops import bench as bench_op
 from ..ops import evaluate as eval_op
 from ..ops import export as export_op
 from ..ops import plainify as plainify_op
+from ..ops import quantize as quantize_op
 from ..ops import slim as slim_op
 from ..ops import train as train_op
 from ..ops import truncate as truncate_op
@@ -31,6 +32,7 @@ PLAINIFY = plainify_op.DEFAULTS
 EXPORT = export_op.DEFAULTS
 SLIM = slim_op.DEFAULTS
 BENCH = bench_op.BenchSettings()
+QUANT = quantize_op.DEFAULTS
 
 
 def _trained(out: train_op.TrainOutcome) -> StageOutput:
@@ -77,6 +79,8 @@ class FinetuneParams:
     strategy: str
     teacher: str | None = None
     teacher_scale: int | None = None
+    teacher_input_range: float | None = None  # an ONNX teacher's input range / colour where it does not say
+    teacher_colour: str | None = None
     strategy_options: dict = field(default_factory=dict)
     preset: str | None = None
     data: str = "default"
@@ -97,6 +101,7 @@ def finetune_stage(p: FinetuneParams, ctx: StageContext) -> StageOutput:
         ctx.resolve(p.model), out=ctx.folder / "model.pt", config=p.config(ctx.seed), strategy=p.strategy,
         strategy_options=p.strategy_options, teacher=ctx.resolve(p.teacher) if p.teacher else None,
         teacher_scale=p.teacher_scale, data=ctx.data(p.data), degradation=p.degradation, force=True,
+        teacher_overrides={"input_range": p.teacher_input_range, "colour": p.teacher_colour},
         progress=ctx.progress))
 
 
@@ -233,7 +238,8 @@ class ReportParams:
 
 @register_stage("report", ReportParams, inputs=("models", "bench", "data"))
 def report_stage(p: ReportParams, ctx: StageContext) -> StageOutput:
-    models = {Path(str(m).lstrip("@")).stem: load_model(ctx.resolve(str(m))).model for m in p.models}
+    paths = {Path(str(m).lstrip("@")).stem: ctx.resolve(str(m)) for m in p.models}
+    models = {k: (v if v.suffix.lower() == ".onnx" else load_model(v).model) for k, v in paths.items()}
     bench = None
     if p.bench:
         report = ctx.resolve(p.bench).parent / "report.json"
@@ -282,3 +288,33 @@ def plainify_stage(p: PlainifyParams, ctx: StageContext) -> StageOutput:
     else:
         summary.update(max_err64=rep.max_abs_err64, max_err32=rep.max_abs_err32)
     return StageOutput(out.path, summary)
+
+
+@dataclass
+class QuantizeParams:
+    """A ``quantize`` stage: ``model`` ("@id" or a path: a checkpoint or a float32 ONNX graph) → an int8 / fp16 /
+    bf16 ONNX graph named after it, calibrated on ``calib`` and scored on ``eval_data`` (docs/quantize.md)."""
+
+    model: str
+    precision: str = QUANT["precision"]
+    calib: str = "default"
+    method: str = QUANT["method"]
+    per_channel: bool = QUANT["per_channel"]
+    exclude: list[str] = field(default_factory=list)
+    max_drop: float | None = QUANT["max_drop"]
+    eval_data: str = "default"
+    patches: int = QUANT["patches"]
+    patch_size: int = QUANT["patch_size"]
+    rewrite: bool = QUANT["rewrite"]
+
+
+@register_stage("quantize", QuantizeParams, inputs=("model", "calib", "eval_data"))
+def quantize_stage(p: QuantizeParams, ctx: StageContext) -> StageOutput:
+    path = ctx.folder / f"{ctx.stage.id}.onnx"  # named after the stage: bench and report rows match it by stem
+    r = quantize_op.quantize_file(ctx.resolve(p.model), path, precision=p.precision, calib=ctx.data(p.calib),
+                                  method=p.method, per_channel=p.per_channel, exclude=p.exclude,
+                                  max_drop=p.max_drop, eval_data=ctx.data(p.eval_data), patches=p.patches,
+                                  patch_size=p.patch_size, rewrite=p.rewrite, seed=ctx.seed, force=True).report
+    return StageOutput(path, {"precision": r.precision, "float_psnr_y": r.float_psnr_y,
+                              "quant_psnr_y": r.quant_psnr_y, "drop_db": r.drop_db,
+                              "max_diff_levels": r.max_diff_levels}, list(r.warnings))

@@ -35,6 +35,8 @@ from ..metrics import psnr
 from ..models import SRModel
 from ..models.capture import capture_outputs
 from .strategies import Batch, Strategy, TrainContext, build_strategy
+from .teacher_cache import MODES as CACHE_MODES
+from .teacher_cache import CachedTeacherOutputs, TeacherCache, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,10 @@ class TrainConfig:
     strategy's ``on_round_start`` (AIL). ``epoch_length``: steps per "epoch" for ``on_epoch_end`` and
     ``ctx.epoch``. ``ckpt_every`` (0 = only at the end), ``log_every``, ``val_every`` (0 = only at the end).
     ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+    ``teacher_cache``: where a strategy needs only the teacher's output (kd, ail), read it from outputs
+    stored once per training image (:mod:`.teacher_cache`) instead of running the teacher on every batch:
+    ``auto`` (default) = when the data source supports it, ``on`` = always (an error where it cannot),
+    ``off`` = run the teacher per batch.
     """
 
     steps: int = 1000
@@ -98,6 +104,7 @@ class TrainConfig:
     val_every: int = 0
     seed: int = 0
     device: str = "auto"
+    teacher_cache: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.betas, (list, tuple)):
@@ -163,6 +170,7 @@ def _config_checks(c: TrainConfig) -> list[tuple[bool, str]]:
         (c.steps % c.rounds == 0 if _is_int(c.steps) and _is_int(c.rounds) and c.rounds else True,
          f"steps ({c.steps}) must be a multiple of rounds ({c.rounds})"),
         (_device_ok(c.device), f"device must be auto, cpu, cuda or cuda:N, got {c.device!r}"),
+        _choice("teacher_cache", c.teacher_cache, CACHE_MODES),
     ]
 
 
@@ -201,6 +209,7 @@ class TrainResult:
     resumed_from: int | None = None
     checkpoint: Path | None = None  # out_dir/last.pt (with training state)
     final: Path | None = None  # out_dir/final.pt (the trained model alone)
+    teacher_cache: Any = None  # the CacheReport when the run read stored teacher outputs, else None
 
     @property
     def final_loss(self) -> float:
@@ -264,6 +273,25 @@ def check_teacher(strategy: Strategy, student: SRModel, teacher: SRModel | None)
     if teacher.channels != student.channels:
         raise ConfigError(f"teacher works on {teacher.channels} channel(s), the student on {student.channels}; "
                           "they must share a colour space (Y or RGB)")
+    if strategy.needs_teacher_features and getattr(teacher, "read_only", False):
+        raise ConfigError(f"strategy {strategy.name!r} needs the teacher's inner features; a {teacher.arch} "
+                          "teacher gives only its output (use kd or ail, or a checkpoint teacher)")
+
+
+def uses_teacher_cache(strategy: Strategy, source: Any, mode: str) -> bool:
+    """Whether the run reads stored teacher outputs (see ``TrainConfig.teacher_cache``): the strategy needs
+    only the teacher's output and ``source`` can cut stored outputs (``teacher_batch``); ConfigError when
+    ``mode`` is ``on`` and it cannot."""
+    if mode == "off" or not strategy.needs_teacher or strategy.needs_teacher_features:
+        if mode == "on" and strategy.needs_teacher_features:
+            raise ConfigError(f"teacher_cache on: strategy {strategy.name!r} needs the teacher's features, "
+                              "which are not stored; use teacher_cache off")
+        return False
+    problem = ("the data source cannot crop stored teacher outputs" if not hasattr(source, "teacher_batch")
+               else source.teacher_cache_problem())
+    if problem and mode == "on":
+        raise ConfigError(f"teacher_cache on: {problem}; use teacher_cache off")
+    return not problem
 
 
 def check_patch_size(patch_size: int, *models: SRModel | None) -> None:
@@ -290,6 +318,11 @@ class Trainer:
     run refuses an ``out_dir`` that already has a ``last.pt`` unless ``force``. ``progress``: called on rank 0
     after every step with ``{step, steps, loss, lr, elapsed, round, epoch, ...metrics}``. ``validate``:
     ``f(model) -> {name: value}`` on rank 0 every ``val_every`` steps and at the end (model in eval mode).
+    ``teacher_cache``: the :class:`~.teacher_cache.TeacherCache` to fill and read when
+    ``config.teacher_cache`` applies (default: one under ``out_dir/teacher_cache``, or in memory without an
+    ``out_dir``, running whole images untiled); it is built at the start of ``fit()`` (rank 0 first under
+    DDP, the others then reuse its files) and its :class:`~.teacher_cache.CacheReport` is
+    ``TrainResult.teacher_cache``.
     The trainer leaves ``model.provenance`` alone: recording the stage is the caller's job
     (:func:`sr_compress.workflows.train_model` does it).
     """
@@ -297,10 +330,16 @@ class Trainer:
     def __init__(self, model: SRModel, strategy: Strategy | str, source: BatchSource, config: TrainConfig, *,
                  teacher: SRModel | None = None, out_dir: str | os.PathLike | None = None,
                  progress: Progress | None = None, validate: Validator | None = None,
-                 force: bool = False) -> None:
+                 force: bool = False, teacher_cache: TeacherCache | None = None) -> None:
+        if getattr(model, "read_only", False):
+            raise ConfigError(f"a {model.arch} model is read-only and cannot be trained; the student must be a "
+                              "checkpoint (an ONNX graph can only be the teacher)")
         self.model = model
         self.strategy = build_strategy(strategy) if isinstance(strategy, str) else strategy
         self.source, self.config, self.teacher = source, config, teacher
+        self.teacher_cache = teacher_cache
+        self._teacher_outputs: CachedTeacherOutputs | None = None
+        self._cache_report: Any = None
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress, self.validate, self.force = progress, validate, force
         self.history: list[dict[str, Any]] = []
@@ -325,6 +364,7 @@ class Trainer:
         self._build_optimizer(ctx)
         if raw:
             self._load_state(ctx, raw)
+        self._prepare_teacher_cache(ctx)
         self._wrap_ddp(ctx)
         try:
             self._loop(ctx, start)
@@ -344,6 +384,25 @@ class Trainer:
             self.teacher.to(device).eval().requires_grad_(False)
         return TrainContext(model=self.model, forward=self.model, config=cfg, device=device, teacher=self.teacher,
                             rank=rank, world_size=world_size, out_dir=self.out_dir)
+
+    def _prepare_teacher_cache(self, ctx: TrainContext) -> None:
+        """Build (or reuse) the stored teacher outputs when the run reads them; rank 0 first under DDP."""
+        self._teacher_outputs = self._cache_report = None
+        if self.teacher is None or not uses_teacher_cache(self.strategy, self.source, self.config.teacher_cache):
+            return
+        cache = self.teacher_cache or TeacherCache(self.teacher, cache_root(self.out_dir))
+        images = self.source.lr_images()
+        if ctx.world_size > 1:
+            import torch.distributed as dist
+
+            if ctx.rank == 0:
+                self._cache_report = cache.build(images, ctx.device)
+            dist.barrier()
+            if ctx.rank != 0:
+                self._cache_report = cache.build(images, ctx.device)
+        else:
+            self._cache_report = cache.build(images, ctx.device)
+        self._teacher_outputs = CachedTeacherOutputs(self.source, cache)
 
     def _fresh_start(self) -> None:
         last = self.out_dir / LAST if self.out_dir is not None else None
@@ -437,7 +496,9 @@ class Trainer:
         self._check_pair(lr, hr, ctx.world_size)
         m = self.model
         batch = Batch(x=model_input(m, to_model_space(m, lr)), y=to_model_space(m, hr), lr=lr, hr=hr)
-        if self.strategy.needs_teacher or self.strategy.needs_teacher_features:
+        if self._teacher_outputs is not None:
+            batch.teacher_y = self._teacher_outputs(s, ctx.rank, ctx.world_size).to(ctx.device, torch.float32)
+        elif self.strategy.needs_teacher or self.strategy.needs_teacher_features:
             self._teach(batch)
         return batch
 
@@ -526,7 +587,8 @@ class Trainer:
 
     def _check_resume_settings(self, state: dict[str, Any], path: str | os.PathLike) -> None:
         saved, now = state["config"], self.config.to_dict()
-        diff = sorted(k for k in now if k not in RESUME_FREE and _plain(saved.get(k)) != _plain(now[k]))
+        defaults = TrainConfig().to_dict()  # a setting added later: runs saved before it used its default
+        diff = sorted(k for k in now if k not in RESUME_FREE and _plain(saved.get(k, defaults[k])) != _plain(now[k]))
         if diff:
             pairs = ", ".join(f"{k}: {saved.get(k)!r} → {now[k]!r}" for k in diff)
             raise ConfigError(f"{path}: cannot resume with different settings ({pairs}); use the run's settings")
@@ -566,7 +628,7 @@ class Trainer:
 
             dist.barrier()  # every rank returns once rank 0's files are written
         return TrainResult(self.model, ctx.step, self._last_loss, list(self.history), self._elapsed,
-                           resumed_from, last, final)
+                           resumed_from, last, final, self._cache_report)
 
 
 # -- validation -------------------------------------------------------------------------------------------------------

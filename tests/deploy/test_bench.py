@@ -141,7 +141,7 @@ def test_bench_models_end_to_end(models):
     plain, edsr, pt = r.models
     assert (plain.kind, pt.kind, plain.provider) == ("onnx", "pt", "CPUExecutionProvider")
     assert plain.options["enable_cpu_mem_arena"] is False and plain.options["graph_optimization_level"]
-    assert pt.options == {"channels_last": True, "inference_mode": True}
+    assert pt.options == {"channels_last": True, "inference_mode": True, "precision": "float32"}
     assert plain.input_shape == [1, 3, 24, 32] and plain.output_shape == [1, 3, 48, 64]
     assert plain.flops == graph_cost(paths[0], [1, 3, 24, 32]).flops == pt.flops
     assert plain.bound_bytes == pt.bound_bytes and edsr.bound_bytes > plain.bound_bytes
@@ -170,7 +170,7 @@ def test_one_entry_per_onnx_model_and_preset(models):
 
 
 @pytest.mark.parametrize("kw, match", [
-    ({"precision": "bfloat16"}, "only float32"),
+    ({"precision": "bfloat16"}, "unknown precision"),
     ({"presets": ("turbo",)}, "unknown onnxruntime preset"),
     ({"runs": 0}, "runs ≥ 1"),
     ({"device": "tpu"}, "unknown device"),

@@ -69,6 +69,19 @@ def test_ddp_multi_depth_forward_equals_single_process(ddp_run, tmp_path):
     assert {"l_routine", "l_dsl", "l_psd"} <= set(ddp["train_state"]["history"][-1])
 
 
+def test_ddp_with_stored_teacher_outputs_equals_single_process(ddp_run, tmp_path):
+    """KD reading the teacher cache under DDP: rank 0 built the entries once, the weights equal one process's."""
+    helper = _helper()
+    ddp = torch.load(ddp_run / "kd_cached" / "last.pt", weights_only=True)
+    assert ddp["train_state"]["world_size"] == 2
+    assert len(list((ddp_run / "kd_cached" / "teacher_cache").glob("*.npy"))) == 3
+    single = helper.run_kd_cached(str(tmp_path))
+    assert single.teacher_cache.built == 3
+    for name, value in single.model.state_dict().items():
+        torch.testing.assert_close(ddp["state_dict"][name], value, atol=1e-5, rtol=0, msg=name)
+    assert ddp["train_state"]["last_loss"] == pytest.approx(single.last_loss, rel=1e-5)
+
+
 def test_ddp_with_the_cached_loader_equals_single_process(ddp_run, tmp_path):
     """Image files → uint8 cache (built by both ranks at once) → prefetching loader → DDP: the weights of one
     process on the whole batch."""
