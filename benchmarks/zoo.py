@@ -184,9 +184,8 @@ def carry_input(model: Any) -> Any:
 def train_job(job: Job, work: Path, zoo: Path, train_dirs: Sequence[Path], *, threads: int = 1,
               limit: int | None = None, force: bool = False) -> dict[str, Any]:
     """Train one job (skipped when its ``run.json`` exists, unless ``force``); returns its record."""
-    from sr_compress.train.teacher_cache import ENV_ROOT, TeacherCache
-
     from sr_compress.checkpoint import save_checkpoint
+    from sr_compress.train.teacher_cache import ENV_ROOT, TeacherCache
     from sr_compress.train.trainer import TrainConfig, Trainer
 
     out = work / job.name
@@ -928,9 +927,10 @@ def render(c: dict[str, Any], jobs: Sequence[Job], *, command: str, img_prefix: 
     if unbenched:
         notes.append("- Not benched in this run (each 1080p inference costs minutes of a shared core; the full "
                      "command measures them): " + ", ".join(unbenched) + ".")
+    timed_once = [z.label for z in ZOO if z.file in HEAVY and zoo_bench_row(c, z, z.scales[0]) is not None]
     notes.append("- The VDSR nets take the bicubic-upsampled image: one graph, the same cost at ×2 and ×4 (measured "
                  "once). " + ("Timed once without warm-up (one 1080p inference takes minutes on a shared core): "
-                              + ", ".join(z.label for z in ZOO if z.file in HEAVY) + "." if HEAVY else ""))
+                              + ", ".join(timed_once) + "." if timed_once else ""))
     lines += notes + [""]
     lines += ["### Students from a real teacher (trained here on train291)", "",
               "**Plain students** (`plain` family; \"plain N×W\" = N convs: N − 1 of width W + ReLU, then one conv "
