@@ -324,6 +324,9 @@ def _save_json(path: Path, data: dict[str, Any]) -> None:
         merged = {**current, **data}
         if "rows" in current or "rows" in data:
             merged["rows"] = {**current.get("rows", {}), **data.get("rows", {})}
+        if "runs" in current or "runs" in data:  # bench calls: every call's record kept once
+            merged["runs"] = current.get("runs", []) + [r for r in data.get("runs", [])
+                                                        if r not in current.get("runs", [])]
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(merged, indent=1, default=float))
         tmp.replace(path)
@@ -658,8 +661,9 @@ def collect(work: Path, jobs: Sequence[Job]) -> dict[str, Any]:
     be = _load_json(work / "bench.json")
     qu = _load_json(work / "quant.json")
     runs = {j.name: _load_json(work / j.name / "run.json") for j in jobs}
+    last = {m: i for i, r in enumerate(be.get("runs", [])) for m in r.get("models", [])}  # the call behind a row
     return {"eval": ev, "bench": be.get("rows", {}), "bench_settings": be.get("settings"),
-            "bench_runs": be.get("runs", []),
+            "bench_runs": [r for i, r in enumerate(be.get("runs", [])) if i in set(last.values())],
             "bench_machine": be.get("machine"), "quant": qu.get("rows", {}), "quant_missing": qu.get("missing"),
             "runs": runs, "eval_machine": _load_json(work / "eval.json").get("machine"),
             "quant_variants": qu.get("variants"), "quant_variants_of": qu.get("variants_of")}
