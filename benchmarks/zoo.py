@@ -956,6 +956,16 @@ def render(c: dict[str, Any], jobs: Sequence[Job], *, command: str, img_prefix: 
               "calibration on 64 T91 patches, the plain-student rewrites it applies by default. Latency/peak per "
               "architecture (the three strategies share it): float in PyTorch, int8 in onnxruntime.", ""]
     lines += student_table(c, jobs) + [""]
+    same = []
+    for j in jobs:
+        bf, bq = c["bench"].get(f"arch_onnx:{j.name}"), c["bench"].get(f"arch_int8:{j.name}")
+        if bf and bq:
+            same.append(f"{j.label.split(' scratch')[0].split(' + ')[0]}: {_f(_lat(bf))} → {_f(_lat(bq))} s, "
+                        f"{_mb(_peak(bf))} → {_mb(_peak(bq))} MB (bound {_mb(bf['bound_bytes'])} → "
+                        f"{_mb(bq['bound_bytes'])} MB)")
+    if same:
+        lines += ["Same runtime, float32 → int8 (onnxruntime with bench's default settings, 1080p output): " + "; ".join(same)
+                  + ".", ""]
     if c.get("quant_missing"):
         lines += [f"- int8: {c['quant_missing']}", ""]
     if c.get("quant_variants"):
