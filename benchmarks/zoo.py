@@ -964,8 +964,8 @@ def render(c: dict[str, Any], jobs: Sequence[Job], *, command: str, img_prefix: 
                         f"{_mb(_peak(bf))} → {_mb(_peak(bq))} MB (bound {_mb(bf['bound_bytes'])} → "
                         f"{_mb(bq['bound_bytes'])} MB)")
     if same:
-        lines += ["Same runtime, float32 → int8 (onnxruntime with bench's default settings, 1080p output): " + "; ".join(same)
-                  + ".", ""]
+        lines += ["Same runtime, float32 → int8 (onnxruntime with bench's default settings, 1080p output): "
+                  + "; ".join(same) + ".", ""]
     if c.get("quant_missing"):
         lines += [f"- int8: {c['quant_missing']}", ""]
     if c.get("quant_variants"):
