@@ -14,7 +14,7 @@ help:
 	@echo "make ail-repro - AIL/KD/PSPL on the released VDSR (13-ch student) + PSPL convergence (~10 min, 1 thread)"
 	@echo "make data-scale - DIV2K-size synthetic folder (800 images, in /tmp): cache build, loader, training RSS"
 	@echo "make bench-table - the VDSR teacher's Set5/Set14/B100 table (x2/x3/x4) from one evaluate_table call"
-	@echo "make proof  - issue #16: published SR nets vs students distilled from IMDN on train291 (~2.5 h on 2 cores;"
+	@echo "make proof  - issue #16: published SR nets vs students distilled from IMDN on train291 (~4 h on 2 shared cores;"
 	@echo "               PROOF_RUNS=dir keeps runs; make proof-table rebuilds docs/results.md from them)"
 	@echo "make lint   - ruff"
 
