@@ -69,9 +69,10 @@ def _fake_data(root: Path) -> None:
         _save(root / "benchmarks" / "B100" / "HR" / f"{n}.png", hr)
         for s in (2, 4):
             _save(root / "benchmarks" / "B100" / "LR_bicubic" / f"X{s}" / f"{n}x{s}.png", _lr(hr, s))
-    for folder, n in (("T91", 2), ("BSD200", 2)):
+    # T91 is also int8's calibration folder: quantize's plain-student rewrites cut 64-px LR patches (256 HR at ×4)
+    for folder, n, side in (("T91", 2, 256), ("BSD200", 2, 96)):
         for i in range(n):
-            _save(root / "train291" / folder / f"{folder}_{i}.png", _image(30 + i + 5 * len(folder), 96, 96))
+            _save(root / "train291" / folder / f"{folder}_{i}.png", _image(30 + i + 5 * len(folder), side, side))
     zoo = root / "weights" / "zoo"
     zoo.mkdir(parents=True)
     for arch, scale, name in (("imdn", 2, "IMDN_x2"), ("rlfn", 4, "rlfn_x4"), ("fsrcnn", 2, "fsrcnn_x2"),
