@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import types
 import typing
 from typing import Any, TypeVar
@@ -33,7 +34,11 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
             return None
         raise ConfigError(f"{where}: expected nothing, got {value!r}")
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 1e308:
+            raise ConfigError(f"{where}: {value!r} is out of range for a number")
         return float(value)
+    if tp is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value!r}")  # TOML and JSON allow nan/inf
     base = origin or tp
     if base in (list, tuple) and isinstance(value, (list, tuple)):
         return base(value)
@@ -65,14 +70,11 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """"1920x1080" → (1920, 1080)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"size must look like 1920x1080, got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise ConfigError(f"size must be positive, got {text!r}")
-    return w, h
+    """"1920x1080" → (1920, 1080); positive, at most 65536 px a side and 2^28 px in all, checked before
+    anything is allocated (:func:`sr_compress.validate.parse_size`)."""
+    from .validate import parse_size as checked
+
+    return checked(text)
 
 
 def format_size(size: tuple[int, int]) -> str:

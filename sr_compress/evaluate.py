@@ -302,13 +302,31 @@ def load_npz_y(path: str | Any, images: tuple[str, ...] = NPZ_IMAGES, *,
     """(name, bicubic-upscaled Y as (1,1,H,W) float32, ground-truth Y as (1,H,W) float64), values in [0, 1],
     from one of the AIL release's MATLAB npz files. ``crop``: keep only a centred ``crop``×``crop`` window
     (quick looks; the reference numbers are for the full images)."""
-    z = np.load(require_file(path, "npz file"))
+    import zipfile
+
+    try:  # allow_pickle=False: arrays only, an object array (a pickle) is refused, never loaded
+        z = np.load(require_file(path, "npz file"), allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz of arrays ({type(e).__name__})") from None
     out = []
     for n in images:
         try:
-            lr, gt = z[f"{n}_bicubic_ycbcr"][..., 0], z[f"{n}_gt_ycbcr"][..., 0]
+            lr_raw, gt_raw = z[f"{n}_bicubic_ycbcr"], z[f"{n}_gt_ycbcr"]
         except KeyError:
             raise DataError(f"{path}: no arrays for image {n!r}") from None
+        except ValueError:  # numpy: "Object arrays cannot be loaded when allow_pickle=False"
+            raise DataError(f"{path}: image {n!r} is stored as pickled objects, not numbers; refused "
+                            "(an .npz is read as data only)") from None
+        except (OSError, zipfile.BadZipFile, EOFError) as e:
+            raise DataError(f"{path}: image {n!r} is unreadable ({type(e).__name__})") from None
+        for a in (lr_raw, gt_raw):
+            if a.dtype.kind not in "fiu" or a.ndim != 3 or a.shape[-1] < 1 or min(a.shape[:2]) < 1:
+                raise DataError(f"{path}: image {n!r} is a {a.dtype} array of shape {list(a.shape)}; "
+                                "expected H×W×3 numbers")
+        if lr_raw.shape != gt_raw.shape:
+            raise DataError(f"{path}: image {n!r}: bicubic {list(lr_raw.shape)} and ground truth "
+                            f"{list(gt_raw.shape)} differ in shape")
+        lr, gt = lr_raw[..., 0], gt_raw[..., 0]
         if crop is not None:
             h, w = gt.shape
             t, left = max((h - crop) // 2, 0), max((w - crop) // 2, 0)

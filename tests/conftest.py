@@ -51,3 +51,12 @@ def invoke():
             return code, out.getvalue().decode(), err.getvalue().decode()
 
     return _invoke
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 - pytest's hook signature
+    """The fuzz suite's numbers (cases, worst time and memory per category), when it ran (tests/fuzz)."""
+    import sys
+
+    budget = sys.modules.get("_fuzz_budget")
+    if budget is not None:
+        budget.print_summary(terminalreporter)

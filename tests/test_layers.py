@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1] / "sr_compress"
 #: lowest first; a module may import from its own layer or any layer below (docs/contributing.md, "Layers")
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("infrastructure", ("__init__", "errors", "registry", "fileio", "config", "compat", "color", "imresize",
-                        "metrics", "images", "data", "visual")),
+                        "metrics", "images", "data", "visual", "validate")),
     ("models", ("models",)),
     ("checkpoint", ("checkpoint",)),
     ("inference", ("infer", "evaluate")),

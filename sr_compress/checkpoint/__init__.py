@@ -21,11 +21,19 @@ import torch
 from ..errors import CheckpointError, ConfigError, first_line
 from ..fileio import require_file
 from .foreign import import_foreign
-from .format import FORMAT, LoadedModel, checkpoint_dict, model_from_dict, provenance_entry, save_checkpoint
+from .format import (
+    FORMAT,
+    LoadedModel,
+    check_agrees,
+    checkpoint_dict,
+    model_from_dict,
+    provenance_entry,
+    save_checkpoint,
+)
 from .onnx_model import OnnxModel, is_onnx_file, load_onnx_model, model_fingerprint
 from .unpickle import restricted_load
 
-__all__ = ["FORMAT", "LoadedModel", "OnnxModel", "checkpoint_dict", "is_onnx_file", "load_checkpoint",
+__all__ = ["FORMAT", "LoadedModel", "OnnxModel", "check_agrees", "checkpoint_dict", "is_onnx_file", "load_checkpoint",
            "load_onnx_model", "model_fingerprint", "model_from_dict", "provenance_entry", "read_raw",
            "save_checkpoint"]
 
@@ -59,6 +67,9 @@ def load_checkpoint(path: str | os.PathLike, *, overrides: dict[str, Any] | None
     if isinstance(raw, dict) and raw.get("format") == FORMAT:
         data = dict(raw)
         if overrides:
+            if not isinstance(data.get("hparams"), dict):
+                raise CheckpointError(f"{path}: hparams must be a mapping of names to values, "
+                                      f"got {type(data.get('hparams')).__name__}")
             data["hparams"] = {**data["hparams"], **overrides}
         model = model_from_dict(data, str(path))
         extra = {k: v for k, v in raw.items()

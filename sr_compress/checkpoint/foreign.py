@@ -483,6 +483,16 @@ def _per_channel(factor: torch.Tensor, w: torch.Tensor, dim: int, where: str) ->
 
 def _assemble(plan: _Plan, sd: dict[str, torch.Tensor], where: str) -> SRModel:
     """Build ``plan.arch`` and copy the source convs into it, checking every name and shape."""
+    from ..models.registry import plan_model
+
+    try:
+        implied = plan_model(plan.arch, plan.hparams)
+    except ConfigError as e:
+        raise CheckpointError(f"{where}: {e}") from None
+    stored = sum(t.numel() for t in sd.values() if isinstance(t, torch.Tensor))
+    if implied.params > stored + 4096:  # every parameter of ours is copied from a stored conv
+        raise CheckpointError(f"{where}: {plan.source} {plan.arch} {_fmt_hparams(plan.hparams)} implies "
+                              f"{implied.params:,} parameters, the file stores {stored:,} values")
     try:
         model = build_model(plan.arch, **plan.hparams)
     except ConfigError as e:

@@ -57,13 +57,43 @@ def save_checkpoint(model: SRModel, path: str | os.PathLike, *, extra: dict[str,
     return atomic_write(path, lambda p: torch.save(data, p), force=force, inputs=inputs)
 
 
+#: A provenance list is at most this long and this deep (a crafted one must not make ``info`` hang).
+MAX_PROVENANCE_ENTRIES = 1000
+MAX_PROVENANCE_DEPTH = 16
+
+
+def check_provenance(prov: Any, where: str) -> list[dict[str, Any]]:
+    """A checkpoint's provenance: a bounded list of plain-data records (CheckpointError otherwise)."""
+    from ..validate import check_json_data
+
+    if prov is None:
+        return []
+    if not isinstance(prov, (list, tuple)):
+        raise CheckpointError(f"{where}: provenance must be a list of records, got {type(prov).__name__}")
+    if len(prov) > MAX_PROVENANCE_ENTRIES:
+        raise CheckpointError(f"{where}: provenance has {len(prov)} entries (at most {MAX_PROVENANCE_ENTRIES})")
+    check_json_data(prov, f"{where}: provenance", max_depth=MAX_PROVENANCE_DEPTH, error=CheckpointError,
+                    allow_nonfinite=True)
+    return list(prov)
+
+
 def model_from_dict(data: dict[str, Any], where: str = "checkpoint") -> SRModel:
-    """Rebuild a model from our format's dict."""
+    """Rebuild a model from our format's dict: hparams and provenance are checked, the implied tensors
+    (built on the meta device) compared with the stored ones, and only then is the model allocated."""
+    from ..errors import ConfigError
+    from ..models.registry import check_state_fits, plan_model
+
     try:
         arch, hparams, state = data["arch"], data["hparams"], data["state_dict"]
     except KeyError as e:
         raise CheckpointError(f"{where}: srcompress checkpoint without {e.args[0]!r}") from None
-    model = build_model(arch, **hparams)
+    provenance = check_provenance(data.get("provenance", []), where)
+    try:
+        plan = plan_model(arch, hparams)
+    except ConfigError as e:  # the file's hparams are wrong: say which file
+        raise type(e)(f"{where}: {e}") from None
+    check_state_fits(plan, state, where)
+    model = build_model(arch, **plan.hparams)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shape mismatches
@@ -71,5 +101,21 @@ def model_from_dict(data: dict[str, Any], where: str = "checkpoint") -> SRModel:
     if missing or unexpected:
         raise CheckpointError(f"{where}: weights do not fit {arch} {hparams} "
                               f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")
-    model.provenance = list(data.get("provenance", []))
+    model.provenance = provenance
     return model.eval()
+
+
+def check_agrees(model: SRModel, where: str, **given: Any) -> None:
+    """Options given for a model loaded from ``where`` must agree with it: ``check_agrees(m, "M.pt", scale=3)``
+    on a ×2 model is a ConfigError (an option that contradicts the checkpoint is refused, never ignored).
+    ``None`` values were not given and are skipped; names are hparams (``scale``, ``channels``, …)."""
+    from ..errors import ConfigError
+
+    for name, value in given.items():
+        if value is None:
+            continue
+        have = model.scale if name == "scale" else model.channels if name == "channels" else model.hparams.get(name)
+        if have != value:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{where} is a {model.arch} with {name} = {have!r}; {flag} {value!r} contradicts it "
+                              f"(leave {flag} out, or start a new model with --arch)")

@@ -35,6 +35,8 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="srcompress")
+@click.option("-v", "--verbose", is_flag=True, expose_value=False,
+              help="Show third-party warnings (PyTorch, numpy, Pillow, onnxruntime); they go to the log otherwise.")
 def cli() -> None:
     """Compress trained super-resolution networks into small, fast, memory-frugal students.
 

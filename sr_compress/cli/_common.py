@@ -13,8 +13,9 @@ from typing import Any
 import click
 from rich.console import Console
 
-from ..errors import SrCompressError
+from ..errors import SrCompressError, first_line
 from ..registry import Registry
+from ._types import FINITE, POSITIVE
 
 console = Console()  # stdout: results
 err_console = Console(stderr=True)  # stderr: progress, warnings, errors
@@ -24,9 +25,48 @@ def debug() -> bool:
     return os.environ.get("SRCOMPRESS_DEBUG", "") not in ("", "0")
 
 
+def split_verbose(args: list[str] | None) -> tuple[list[str], bool]:
+    """``srcompress -v CMD …``: a leading ``-v``/``--verbose`` (or SRCOMPRESS_VERBOSE=1) shows third-party
+    warnings; returns the arguments without it."""
+    argv = list(sys.argv[1:] if args is None else args)
+    shown = os.environ.get("SRCOMPRESS_VERBOSE", "") not in ("", "0")
+    while argv and argv[0] in ("-v", "--verbose"):
+        argv.pop(0)
+        shown = True
+    return argv, shown
+
+
+class _WarningsToLog(logging.Filter):
+    """Third-party warnings (torch, numpy, PIL, onnxruntime) are captured into the ``py.warnings`` logger;
+    they reach stderr only with SRCOMPRESS_DEBUG=1 or -v, so a refusal stays one line."""
+
+    def __init__(self, show: bool) -> None:
+        super().__init__()
+        self.show = show
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.show or record.name != "py.warnings"
+
+
+def capture_warnings(show: bool) -> None:
+    """Route ``warnings.warn`` through logging (``py.warnings``), shown on stderr only when ``show``."""
+    logging.captureWarnings(True)
+    root = logging.getLogger()
+    for h in root.handlers:
+        for f in [f for f in h.filters if isinstance(f, _WarningsToLog)]:
+            h.removeFilter(f)
+        h.addFilter(_WarningsToLog(show))
+    logging.getLogger("py.warnings").setLevel(logging.WARNING if show else logging.ERROR + 10)
+
+
 def run_cli(group: click.Group, args: list[str] | None = None) -> None:
-    """Run the click group; map SrCompressError to one stderr line and its exit code, anything else to 1."""
+    """Run the click group; map SrCompressError (and the OS errors of :mod:`sr_compress.fileio`) to one
+    stderr line and its exit code, anything else to 1. Third-party warnings go to the log, not stderr."""
+    from ..fileio import file_system_error, is_file_system_error
+
     logging.basicConfig(level=logging.DEBUG if debug() else logging.WARNING, format="%(levelname)s %(message)s")
+    args, shown = split_verbose(args)
+    capture_warnings(debug() or shown)
     try:
         rv = group.main(args=args, standalone_mode=False, prog_name="srcompress")
         if isinstance(rv, int) and rv:
@@ -46,15 +86,28 @@ def run_cli(group: click.Group, args: list[str] | None = None) -> None:
     except SrCompressError as e:
         if debug():
             raise
-        click.echo(f"error: {e}", err=True)
+        click.echo("error: " + " ".join(str(e).split()), err=True)  # one line, whatever the message holds
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as e:
+        if debug() or not is_file_system_error(e):
+            raise_internal(e)
+        click.echo(f"error: {file_system_error(e)}", err=True)  # permission, disk full, parent a file, …
+        sys.exit(2)
     except Exception as e:  # an internal bug: say so, keep the traceback for SRCOMPRESS_DEBUG=1
         if debug():
             raise
-        click.echo(f"internal error: {type(e).__name__}: {e} (set SRCOMPRESS_DEBUG=1 for the traceback)", err=True)
-        sys.exit(1)
+        raise_internal(e)
+
+
+def raise_internal(e: BaseException) -> None:
+    """An internal bug: one line and exit 1, or the traceback with SRCOMPRESS_DEBUG=1."""
+    if debug():
+        raise e
+    click.echo(f"internal error: {type(e).__name__}: {first_line(e)} (set SRCOMPRESS_DEBUG=1 for the traceback)",
+               err=True)
+    sys.exit(1)
 
 
 def force_option(f: Callable) -> Callable:
@@ -75,8 +128,8 @@ def print_json(data: Any) -> None:
 
 def model_options(f: Callable) -> Callable:
     """Overrides for values a foreign checkpoint does not store (they are guessed and reported otherwise)."""
-    f = click.option("--res-scale", type=float, default=None, help="Override the residual scaling (EDSR).")(f)
-    f = click.option("--img-range", type=float, default=None,
+    f = click.option("--res-scale", type=FINITE, default=None, help="Override the residual scaling (EDSR).")(f)
+    f = click.option("--img-range", type=POSITIVE, default=None,
                      help="Override the internal value range (255 for EDSR-PyTorch/BasicSR/RFDN/RLFN, 1 for "
                           "MMagic).")(f)
     f = click.option("--scale", "--model-scale", "model_scale", type=click.IntRange(2, 4), default=None,
@@ -162,7 +215,7 @@ class StageDefault(click.Option):
     def get_default(self, ctx: click.Context, call: bool = True) -> Any:
         module, attr, key = self.default_from.split(":")
         value = getattr(importlib.import_module(module), attr)[key]
-        return "x".join(map(str, value)) if isinstance(value, tuple) and self.type.name == "text" else value
+        return "x".join(map(str, value)) if isinstance(value, tuple) and self.type.name in ("text", "WxH") else value
 
 
 def stage_option(*decls: str, default_from: str, **kwargs: Any) -> Callable:

@@ -18,6 +18,7 @@ from ._common import (
     seed_option,
     stage_option,
 )
+from ._types import NON_NEGATIVE, POSITIVE
 
 D = "sr_compress.ops.train:COMMAND_DEFAULTS:"  # the trainer's defaults, as the commands use them
 OP = "sr_compress.ops.train:TRAIN_DEFAULTS:"  # the train operation's own
@@ -50,13 +51,14 @@ def training_options(f: Callable) -> Callable:
                      help="'default' (bundled photos) or a folder of HR images / HR+LR pairs."),
         stage_option("--degradation", type=DEGRADATIONS, default_from=OP + "degradation"),
         stage_option("--steps", type=click.IntRange(min=1), default_from=D + "steps"),
-        stage_option("--batch-size", type=click.IntRange(min=1), default_from=D + "batch_size"),
-        stage_option("--patch-size", type=click.IntRange(min=4), default_from=D + "patch_size",
+        stage_option("--batch-size", type=click.IntRange(1, 4096), default_from=D + "batch_size"),
+        stage_option("--patch-size", type=click.IntRange(4, 2048), default_from=D + "patch_size",
                      help="HR patch side (px)."),
-        stage_option("--lr", type=float, default_from=D + "lr", help="Learning rate (peak for onecycle)."),
+        stage_option("--lr", type=POSITIVE, default_from=D + "lr", help="Learning rate (peak for onecycle)."),
         stage_option("--optimizer", type=OPTIMIZERS, default_from=D + "optimizer"),
         stage_option("--scheduler", type=SCHEDULERS, default_from=D + "scheduler"),
-        stage_option("--grad-clip", type=float, default_from=D + "grad_clip", help="Max gradient norm (0 = off)."),
+        stage_option("--grad-clip", type=NON_NEGATIVE, default_from=D + "grad_clip",
+                     help="Max gradient norm (0 = off)."),
         stage_option("--ckpt-every", type=click.IntRange(min=0), default_from=D + "ckpt_every",
                      help="Save resumable state every N steps into <output>.train/."),
         stage_option("--val-every", type=click.IntRange(min=0), default_from=D + "val_every",

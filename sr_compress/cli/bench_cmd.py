@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import click
 
 from ._common import RUNTIME_PRESETS, console, err_console, force_option, json_option, print_json
 from ._render import bench_table
+from ._types import SIZE
 
 SETTINGS = ("device", "size", "scale", "threads", "runs", "warmup", "rounds", "presets", "precision")
 
@@ -15,12 +17,12 @@ SETTINGS = ("device", "size", "scale", "threads", "runs", "warmup", "rounds", "p
 @click.command("bench")
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to run [default: cpu].")
-@click.option("--size", help="Output (HR) size WxH; the model input is size/scale [default: 1920x1080].")
+@click.option("--size", type=SIZE, help="Output (HR) size WxH; the model input is size/scale [default: 1920x1080].")
 @click.option("--scale", type=click.IntRange(2, 4), help="Scale, for a model that does not record it.")
-@click.option("--threads", type=click.IntRange(1), help="Intra-op threads [default: PyTorch's].")
-@click.option("--runs", type=click.IntRange(1), help="Timed runs per model [default: 5].")
-@click.option("--warmup", type=click.IntRange(0), help="Warm-up runs per model [default: 2].")
-@click.option("--rounds", type=click.IntRange(1), default=None,
+@click.option("--threads", type=click.IntRange(1, 1024), help="Intra-op threads [default: PyTorch's].")
+@click.option("--runs", type=click.IntRange(1, 100_000), help="Timed runs per model [default: 5].")
+@click.option("--warmup", type=click.IntRange(0, 10_000), help="Warm-up runs per model [default: 2].")
+@click.option("--rounds", type=click.IntRange(1, 1000), default=None,
               help="Fresh-process memory measurements per model (median) [default: 1].")
 @click.option("--ort-preset", "presets", multiple=True, type=RUNTIME_PRESETS,
               help="onnxruntime memory settings; repeat to compare [default: lowmem = arena and memory "
@@ -97,6 +99,8 @@ def _parse_pairs(items: tuple[str, ...], option: str, form: str) -> dict[str, fl
         name, sep, value = item.rpartition("=")
         try:
             out[name] = float(value.rstrip("%"))
+            if not math.isfinite(out[name]):  # nan would switch the regression gate off
+                raise ValueError(value)
         except ValueError:
             sep = ""
         if not sep or not name:

@@ -14,6 +14,7 @@ from ._common import (
     seed_option,
     stage_option,
 )
+from ._types import NON_NEGATIVE
 
 D = "sr_compress.ops.export:DEFAULTS:"  # the defaults live in deploy.onnx.export_onnx
 
@@ -26,10 +27,10 @@ D = "sr_compress.ops.export:DEFAULTS:"  # the defaults live in deploy.onnx.expor
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Output .onnx file [default: MODEL with the .onnx suffix].")
 @stage_option("--opset", type=click.IntRange(11, 21), default_from=D + "opset", help="ONNX opset.")
-@click.option("--tolerance", type=click.FloatRange(min=0), default=None,
+@click.option("--tolerance", type=NON_NEGATIVE, default=None,
               help="Max |ORT - PyTorch| on the [0,1] output [default: 1e-4].")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim (keep the exporter's graph as is).")
-@click.option("--halo", type=click.IntRange(min=0), default=None,
+@click.option("--halo", type=click.IntRange(0, 4096), default=None,
               help="Receptive radius (input px) to record for tiled inference, instead of deriving it from the "
                    "graph (for ops the analysis cannot follow; too small a halo breaks exactness).")
 @model_options

@@ -5,11 +5,13 @@ from __future__ import annotations
 import click
 
 from ._common import console, json_option, model_options, onnx_options, overrides_from, print_json
+from ._types import SIZE
 
 
 @click.command("info")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--size", default="320x180", show_default=True, help="LR input size (WxH) for the FLOPs count.")
+@click.option("--size", type=SIZE, default="320x180", show_default=True,
+              help="LR input size (WxH) for the FLOPs count.")
 @model_options
 @onnx_options
 @json_option
@@ -20,10 +22,9 @@ def info(model: str, size: str, as_json: bool, **opts) -> None:
     Example:
       srcompress info student.pt --size 480x270
     """
-    from ..config import parse_size
     from ..ops.info import model_info
 
-    data = model_info(model, size=parse_size(size), overrides=overrides_from(opts))
+    data = model_info(model, size=size, overrides=overrides_from(opts))
     if as_json:
         print_json(data)
         return

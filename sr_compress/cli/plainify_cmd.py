@@ -16,6 +16,7 @@ from ._common import (
     seed_option,
     stage_option,
 )
+from ._types import NON_NEGATIVE, POSITIVE, SIZE, FiniteFloat
 
 D = "sr_compress.ops.plainify:DEFAULTS:"  # the defaults live in compress.plainify.plainify
 SCHEMES = RegistryName("sr_compress.compress.plainify:SCHEMES")
@@ -25,29 +26,29 @@ TAILS = RegistryName("sr_compress.compress.plainify:TAILS")
 @click.command("plainify")
 @click.argument("teacher", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Output checkpoint (.pt).")
-@click.option("--eps", type=click.FloatRange(0, 1), default=None,
+@click.option("--eps", type=FiniteFloat(0, 1), default=None,
               help="Per-layer relative reconstruction error that sets each width [default: 0.05].")
-@click.option("--width", type=click.IntRange(min=1), default=None, help="Fixed student width for every layer.")
+@click.option("--width", type=click.IntRange(1, 65536), default=None, help="Fixed student width for every layer.")
 @click.option("--memory-budget", default=None, metavar="SIZE",
               help="Pick the smallest ε whose student's theoretical peak at --size fits, e.g. 200MB.")
-@stage_option("--size", default_from=D + "size", help="Output size (WxH) the memory bound is computed at.")
+@stage_option("--size", type=SIZE, default_from=D + "size", help="Output size (WxH) the memory bound is computed at.")
 @stage_option("--scheme", type=SCHEMES, default_from=D + "scheme",
               help="How --exact-only carries a skip across a ReLU: relu(x), relu(-x) pairs, or x + C.")
-@click.option("--shift-c", type=float, default=None, help="C of the shift scheme [default: 1000·img_range/255].")
+@click.option("--shift-c", type=POSITIVE, default=None, help="C of the shift scheme [default: 1000·img_range/255].")
 @click.option("--exact-only", is_flag=True, help="Write the exact plain equivalent (no SVD, teacher widths).")
 @stage_option("--tail", type=TAILS, default_from=D + "tail",
               help="Copy the teacher's upsampler, or fit one conv to 3·s² + one PixelShuffle (least squares).")
-@stage_option("--shift-coef", type=click.FloatRange(min=0), default_from=D + "shift_coef",
+@stage_option("--shift-coef", type=NON_NEGATIVE, default_from=D + "shift_coef",
               help="Mean shift of the student features: k·mean of their negative part (the paper's 3 clips "
                    "about 12% of every feature; see docs/plainify.md).")
-@stage_option("--round-to", type=click.IntRange(min=1), default_from=D + "round_to",
+@stage_option("--round-to", type=click.IntRange(1, 4096), default_from=D + "round_to",
               help="Round each width up to a multiple of this (e.g. 8).")
 @click.option("--data", default="default", show_default=True,
               help="Training images for the calibration patches: 'default' or a folder.")
-@stage_option("--patches", type=click.IntRange(min=1), default_from=D + "patches",
+@stage_option("--patches", type=click.IntRange(1, 100_000), default_from=D + "patches",
               help="Calibration patches (random LR crops).")
-@stage_option("--patch-size", type=click.IntRange(min=4), default_from=D + "patch_size", help="LR patch side.")
-@stage_option("--columns", type=click.IntRange(min=1), default_from=D + "columns",
+@stage_option("--patch-size", type=click.IntRange(4, 2048), default_from=D + "patch_size", help="LR patch side.")
+@stage_option("--columns", type=click.IntRange(1, 10_000_000), default_from=D + "columns",
               help="At most this many pixel columns per SVD.")
 @model_options
 @seed_option
@@ -70,13 +71,12 @@ def plainify(teacher: str, output: str, eps: float | None, width: int | None, me
       srcompress plainify teacher.pt --memory-budget 200MB --size 1920x1080 --tail shuffle -o student.pt
       srcompress plainify teacher.pt --exact-only --scheme pair -o plain_teacher.pt
     """
-    from ..config import parse_size
     from ..ops.plainify import plainify_file
 
     options = {"eps": eps, "width": width, "memory_budget": memory_budget, "exact_only": exact_only,
                "scheme": scheme, "tail": tail, "round_to": round_to, "shift_c": shift_c, "seed": seed}
     if not exact_only:
-        options.update(size=parse_size(size), data=None if data == "default" else data, patches=patches,
+        options.update(size=size, data=None if data == "default" else data, patches=patches,
                        patch_size=patch_size, columns=columns, shift_coef=shift_coef)
     outcome = plainify_file(teacher, output, force=force, overrides=overrides_from(over), **options)
     if as_json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import console, force_option, json_option, print_json, seed_option, show_warnings, stage_option
+from ._types import FINITE
 
 D = "sr_compress.ops.quantize:DEFAULTS:"  # the defaults live in deploy.quantize.quantize
 
@@ -21,13 +22,13 @@ D = "sr_compress.ops.quantize:DEFAULTS:"  # the defaults live in deploy.quantize
 @click.option("--per-channel/--per-tensor", default=True, show_default=True,
               help="Weight scales per output channel or per tensor (int8).")
 @click.option("--exclude", multiple=True, metavar="NODE", help="Keep this ONNX node in float (repeatable, int8).")
-@click.option("--max-drop", type=float, default=None,
+@click.option("--max-drop", type=FINITE, default=None,
               help="Fail (nothing written) above this Y-PSNR drop in dB [default: 0.1 int8, 0.02 fp16/bf16].")
 @click.option("--eval-data", default="default", show_default=True,
               help="Held-out images for scoring: a folder (HR, or HR/LR pairs), or 'default' (bundled validation "
                    "photos).")
-@stage_option("--patches", type=click.IntRange(min=1), default_from=D + "patches", help="Calibration patches.")
-@stage_option("--patch-size", type=click.IntRange(min=8), default_from=D + "patch_size",
+@stage_option("--patches", type=click.IntRange(1, 100_000), default_from=D + "patches", help="Calibration patches.")
+@stage_option("--patch-size", type=click.IntRange(8, 2048), default_from=D + "patch_size",
               help="LR calibration patch side (px).")
 @click.option("--no-rewrite", is_flag=True,
               help="Skip the exact plain-student rewrites (offset folding with a constant channel).")

@@ -17,6 +17,7 @@ from ._common import (
     seed_option,
     stage_option,
 )
+from ._types import FINITE, SIZE
 
 D = "sr_compress.ops.slim:DEFAULTS:"  # the defaults live in compress.slim.slim
 SELECT = RegistryName("sr_compress.compress.slim:SELECTS")
@@ -25,15 +26,15 @@ INIT = RegistryName("sr_compress.compress.slim:INITS")
 
 @click.command("slim")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--rho", type=float, required=True,
+@click.option("--rho", type=FINITE, required=True,
               help="Fraction of channels removed from every inner layer, in (0, 1): width → round(C·(1−ρ)).")
 @stage_option("--select", type=SELECT, default_from=D + "select",
               help="Which channels stay: the most important (group L1 norm) or a seeded random subset.")
 @stage_option("--init", "init", type=INIT, default_from=D + "init",
               help="copy: the kept channels' weights from MODEL; scratch: fresh weights (the paper's students).")
-@stage_option("--round-to", type=click.IntRange(min=1), default_from=D + "round_to",
+@stage_option("--round-to", type=click.IntRange(1, 4096), default_from=D + "round_to",
               help="Round every width up to a multiple of this (8 or 16 suit CPU/GPU kernels).")
-@stage_option("--size", default_from=D + "size", help="LR input size (WxH) for the FLOPs columns.")
+@stage_option("--size", type=SIZE, default_from=D + "size", help="LR input size (WxH) for the FLOPs columns.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Student checkpoint [default: MODEL_slim<ρ>.pt beside MODEL].")
 @model_options
@@ -54,12 +55,11 @@ def slim(model: str, rho: float, select: str, init: str, round_to: int, size: st
       srcompress slim vdsr.pth --rho 0.8 --select random --seed 1 -o vdsr_f13.pt
       srcompress slim edsr_x4.pt --rho 0.5 --round-to 8 --json -o edsr_half.pt
     """
-    from ..config import parse_size
     from ..ops.slim import slim_checkpoint
     from ._render import show_guesses
 
     o = slim_checkpoint(model, rho=rho, out=output, select=select, init=init, round_to=round_to, seed=seed,
-                        size=parse_size(size), overrides=overrides_from(over), force=force)
+                        size=size, overrides=overrides_from(over), force=force)
     if as_json:
         print_json({**o.report.to_dict(), "output": str(o.path)})
         return

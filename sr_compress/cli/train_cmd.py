@@ -14,7 +14,8 @@ from ._training import OP, parse_pairs, strategy_options, teacher_overrides, tra
 @click.option("--arch", type=MODELS, default=None, help="Model family for a new model.")
 @click.option("--init", "init", type=click.Path(dir_okay=False), default=None,
               help="Start from this checkpoint instead of a new model (any supported format).")
-@stage_option("--scale", type=click.IntRange(2, 4), default_from=OP + "scale", help="Upscaling factor.")
+@stage_option("--scale", type=click.IntRange(2, 4), default_from=OP + "scale",
+              help="Upscaling factor [default: 2 for a new model; an --init checkpoint's own, which it must match].")
 @click.option("--hparam", "hparams", multiple=True, metavar="KEY=VALUE",
               help="Model hyper-parameter (repeatable; JSON values), e.g. --hparam n_feats=32.")
 @strategy_options(required=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import console, force_option, model_options, onnx_options, overrides_from
+from ._types import FiniteFloat
 
 
 @click.command("upscale")
@@ -12,11 +13,11 @@ from ._common import console, force_option, model_options, onnx_options, overrid
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output .png for one image, else a folder (files named <stem>_x<scale>.png).")
-@click.option("--tile", type=click.IntRange(min=8), default=None,
+@click.option("--tile", type=click.IntRange(8, 65536), default=None,
               help="Process in overlapping tiles of this LR size (bounded memory, identical output).")
-@click.option("--max-memory-mb", type=click.FloatRange(min=1), default=None,
+@click.option("--max-memory-mb", type=FiniteFloat(min=1), default=None,
               help="Cap the network's activation memory: picks the largest tile that fits (exact output).")
-@click.option("--halo", type=click.IntRange(min=0), default=None,
+@click.option("--halo", type=click.IntRange(0, 4096), default=None,
               help="Tile overlap (input px) instead of the derived receptive radius (for graphs whose radius "
                    "cannot be derived; too small a halo breaks exactness).")
 @model_options

@@ -167,6 +167,8 @@ def bicubic_lr_u8(hr: torch.Tensor, scale: int) -> torch.Tensor:
 def make_eval_pair(item: NamedImage, scale: int, degradation: str, index: int) -> EvalPair:
     """HR mod-cropped and degraded: ``bi`` by :func:`bicubic_lr_u8` (rounded to 8 bits, like the published LR
     files), ``bd``/``dn`` by :func:`~sr_compress.data.degrade.degrade` (DN noise seeded by ``index``)."""
+    if min(item.hr.shape[1:]) < scale:  # a 1×1 image has no ×2 LR: one line naming it, not an AttributeError
+        raise DataError(f"{item.name}: {item.hr.shape[2]}x{item.hr.shape[1]} px is smaller than the scale ×{scale}")
     hr = mod_crop(item.hr, scale)
     if degradation == "bi":
         return EvalPair(item.name, bicubic_lr_u8(hr, scale), hr, item.note)

@@ -96,6 +96,11 @@ def degrade(hr: torch.Tensor, scale: int, kind: str = "bi", *,
     ``ceil(H/scale) × ceil(W/scale)``.
     """
     kind = check_degradation(kind)
+    h, w = int(hr.shape[-2]), int(hr.shape[-1])
+    if h < scale or w < scale:  # a 1×1 image has no ×2 LR
+        from ..errors import DataError
+
+        raise DataError(f"an image of {w}x{h} px is smaller than the scale ×{scale}: it has no LR image")
     if kind == "bd":
         return nearest_downsample(gaussian_blur(hr), scale)
     lr = imresize(hr, 1.0 / scale).clamp_(0.0, 1.0)

@@ -35,7 +35,7 @@ from typing import Any
 
 from ..errors import ConfigError, InputError
 from ..fileio import require_file
-from .bound import GraphCost, graph_cost, load_graph, runtime_inputs, with_input_shape
+from .bound import GraphCost, graph_cost, load_graph, with_input_shape
 from .memory import probe_env, run_probe
 from .runners import ORT_PRESETS, Runner, check_device, model_kind, open_runner, preset_options
 
@@ -183,13 +183,15 @@ def inspect_model(path: str | os.PathLike, scale: int | None = None) -> ModelSpe
 
 def _inspect_onnx(p: Path, scale: int | None) -> ModelSpec:
     """From the metadata our exporter writes; without it, scale and channels from the graph's shapes."""
+    from .onnx import check_sr_onnx, meta_int
+
+    sig = check_sr_onnx(p)
     model = load_graph(p)
     meta = {m.key: m.value for m in model.metadata_props}
-    dims = runtime_inputs(model.graph)[0].type.tensor_type.shape.dim
-    channels = int(meta.get("channels") or (dims[1].dim_value if len(dims) == 4 and dims[1].dim_value else 3))
+    channels = meta_int(meta, "channels", sig.channels or 3, 1, 3, str(p))
     ratio = _shape_ratio(model, channels)
     pre = str(meta.get("pre_upsample", ratio == 1)).lower() in ("1", "true", "yes")
-    s = scale or (int(meta["scale"]) if meta.get("scale") else None) or (ratio if ratio > 1 else None)
+    s = scale or meta_int(meta, "scale", 0, 0, 16, str(p)) or (ratio if ratio > 1 else None)
     if s is None:
         raise ConfigError(f"{p}: no scale in the ONNX metadata and none visible in its shapes; give --scale")
     if s not in (2, 3, 4) or (not pre and ratio != s):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import time
 import warnings
@@ -32,6 +33,7 @@ from ..errors import ConfigError, InputError, VerificationError, first_line
 from ..fileio import atomic_write, check_output, require_file
 from ..infer import default_real_images, model_space_input
 from ..models import SRModel
+from ..validate import finite_float, within, worst_of
 from . import tiling
 
 DEFAULT_OPSET = 17
@@ -87,7 +89,7 @@ def export_onnx(model: SRModel, path: str | os.PathLike, *, opset: int = DEFAULT
     """
     t0 = time.perf_counter()
     out = check_output(path, inputs=inputs, force=force)
-    tol = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
+    tol = DEFAULT_TOLERANCE if tolerance is None else finite_float(tolerance, "tolerance", min=0)
     with _eval_mode(model):
         raw = to_onnx(model, opset)
         graph = constants_to_initializers(simplify_graph(raw) if simplify else raw)
@@ -123,8 +125,8 @@ def _eval_mode(model: SRModel) -> Iterator[None]:
 
 
 def _check_tolerance(errors: Sequence[float | None], tol: float) -> None:
-    worst = max((e for e in errors if e is not None), default=0.0)
-    if not np.isfinite(worst) or worst > tol:
+    worst = worst_of(errors)  # NaN if any error is NaN (max() would drop it)
+    if not within(worst, tol):
         raise VerificationError(f"ONNX output differs from PyTorch by {worst:.3g} (tolerance {tol:.3g}); "
                                 "nothing written — retry with --no-simplify, or raise --tolerance")
 
@@ -244,12 +246,92 @@ def ort_session(model: bytes | str | os.PathLike, *, threads: int | None = None,
     import onnxruntime as ort
 
     opts = session_options(threads, arena=not low_memory)
+    if not isinstance(model, bytes):
+        check_sr_onnx(model)  # before onnxruntime allocates anything
     source = model if isinstance(model, bytes) else str(require_file(model, "ONNX model"))
     try:
         return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own Fail / InvalidProtobuf / … classes
         where = "the exported graph" if isinstance(model, bytes) else str(model)
         raise InputError(f"{where}: onnxruntime cannot load it ({first_line(e)})") from None
+
+
+#: Bounds on an ONNX file's declared shapes, checked before onnxruntime sees it: each static dimension, the
+#: input's element count, and the values its initializers (weights) declare.
+MAX_ONNX_DIM = 1 << 16
+MAX_ONNX_INPUT_NUMEL = 1 << 28
+MAX_ONNX_WEIGHTS = 1 << 28
+_FLOAT_TYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16"}
+
+
+@dataclass
+class SrSignature:
+    """The image-to-image signature of an ONNX super-resolution graph: one 4-D float input, one 4-D output."""
+
+    input_name: str
+    output_name: str
+    channels: int | None  # None: a symbolic channel dimension
+    input_dims: list[int | str]
+    output_dims: list[int | str]
+
+
+def _dims(vi: Any) -> list[int | str] | None:
+    t = vi.type.tensor_type
+    if not t.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
+
+
+def check_sr_onnx(model: onnx.ModelProto | str | os.PathLike, where: str | None = None) -> SrSignature:
+    """Check that an ONNX file or model is an image-to-image SR graph with sane shapes, from its metadata
+    alone (no weights loaded, no session made): one runtime input, 4-D, float32/float16, 1 or 3 channels;
+    one 4-D output; static dimensions ≤ 2^16, the input ≤ 2^28 values, the initializers ≤ 2^28 values.
+    An empty, unreadable or non-SR file → one InputError line."""
+    if not isinstance(model, onnx.ModelProto):
+        p = require_file(model, "ONNX model")
+        where = where or str(p)
+        try:
+            model = onnx.load(str(p), load_external_data=False)
+        except Exception as e:  # DecodeError, OSError, …
+            raise InputError(f"{where}: not a readable ONNX model ({type(e).__name__})") from None
+    where = where or "ONNX model"
+    graph = model.graph
+    inits = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in inits]
+    if not graph.node or not inputs or not graph.output:
+        raise InputError(f"{where}: not an image-to-image ONNX model (empty graph: {len(graph.node)} nodes, "
+                         f"{len(inputs)} inputs, {len(graph.output)} outputs)")
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise InputError(f"{where}: not an image-to-image ONNX model ({len(inputs)} inputs and "
+                         f"{len(graph.output)} outputs; expected one image in, one image out)")
+    x, y = inputs[0], graph.output[0]
+    if not x.type.HasField("tensor_type") or x.type.tensor_type.elem_type not in _FLOAT_TYPES:
+        kind = onnx.TensorProto.DataType.Name(x.type.tensor_type.elem_type) if x.type.HasField("tensor_type") \
+            else x.type.WhichOneof("value")
+        raise InputError(f"{where}: input {x.name!r} is {kind}, not a float image tensor")
+    xd, yd = _dims(x), _dims(y)
+    if xd is None or len(xd) != 4:
+        raise InputError(f"{where}: input {x.name!r} has rank {len(xd) if xd is not None else '?'}; "
+                         "an image batch is 4-D (N, C, H, W)")
+    if yd is not None and len(yd) != 4:
+        raise InputError(f"{where}: output {y.name!r} has rank {len(yd)}; an image batch is 4-D (N, C, H, W)")
+    channels = xd[1] if isinstance(xd[1], int) and xd[1] > 0 else None
+    if channels is not None and channels not in (1, 3):
+        raise InputError(f"{where}: input {x.name!r} has {channels} channels; an SR model takes 1 (Y) or 3 (RGB)")
+    for name, dims in ((x.name, xd), (y.name, yd or [])):
+        if any(isinstance(d, int) and d > MAX_ONNX_DIM for d in dims):
+            raise InputError(f"{where}: {name!r} declares shape {dims} (a dimension over {MAX_ONNX_DIM})")
+    static = [d for d in xd if isinstance(d, int) and d > 0]
+    if math.prod(static) > MAX_ONNX_INPUT_NUMEL:
+        raise InputError(f"{where}: input {x.name!r} declares {xd}: more than {MAX_ONNX_INPUT_NUMEL:,} values")
+    weights = 0
+    for t in graph.initializer:
+        if any(d < 0 or d > (1 << 40) for d in t.dims):
+            raise InputError(f"{where}: initializer {t.name!r} declares shape {list(t.dims)}")
+        weights += math.prod(t.dims)
+    if weights > MAX_ONNX_WEIGHTS:
+        raise InputError(f"{where}: initializers declare {weights:,} values (at most {MAX_ONNX_WEIGHTS:,})")
+    return SrSignature(x.name, y.name, channels, xd, yd or [])
 
 
 def validate_onnx(model: SRModel, data: bytes, real_images: Sequence[torch.Tensor] | None = None, *,
@@ -271,7 +353,7 @@ def _max_error(model: SRModel, session: Any, batches: Sequence[torch.Tensor]) ->
         got = run_session(session, x.cpu().numpy())
         if got.shape != ref.shape:
             raise VerificationError(f"ONNX output shape {got.shape} differs from PyTorch's {ref.shape}")
-        worst = max(worst, float(np.abs(got.astype(np.float64) - ref).max()))
+        worst = worst_of([worst, float(np.abs(got.astype(np.float64) - ref).max())])
     return worst
 
 
@@ -387,6 +469,40 @@ def read_metadata(model: onnx.ModelProto) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
+def meta_json(meta: dict[str, str], key: str, default: Any, where: str) -> Any:
+    """A JSON metadata entry of an ONNX file (hparams, provenance), bounded like a checkpoint's; InputError if
+    it is not JSON, too deep or too large."""
+    from ..validate import check_json_data
+
+    text = meta.get(key)
+    if text is None:
+        return default
+    if len(text) > 1 << 22:
+        raise InputError(f"{where}: metadata {key!r} is {len(text):,} characters (at most {1 << 22:,})")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise InputError(f"{where}: metadata {key!r} is not valid JSON (or nested too deeply)") from None
+    check_json_data(value, f"{where}: metadata {key!r}", max_depth=16, error=InputError, allow_nonfinite=True)
+    if type(value) is not type(default):
+        raise InputError(f"{where}: metadata {key!r} is a {type(value).__name__}, not a {type(default).__name__}")
+    return value
+
+
+def meta_int(meta: dict[str, str], key: str, default: int, lo: int, hi: int, where: str) -> int:
+    """An integer metadata entry (scale, channels) within ``[lo, hi]``; InputError otherwise."""
+    text = meta.get(key)
+    if not text:
+        return default
+    try:
+        v = int(text)
+    except ValueError:
+        raise InputError(f"{where}: metadata {key!r} = {text[:40]!r} is not an integer") from None
+    if not lo <= v <= hi:
+        raise InputError(f"{where}: metadata {key!r} = {v} is out of range [{lo}, {hi}]")
+    return v
+
+
 def onnx_info(path: str | os.PathLike, *, size: tuple[int, int] = (320, 180),
               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """``srcompress info M.onnx``: arch, hparams, params, MACs/FLOPs at LR size ``size`` (W×H), ops, plain
@@ -394,6 +510,8 @@ def onnx_info(path: str | os.PathLike, *, size: tuple[int, int] = (320, 180),
     from ..checkpoint.onnx_model import load_onnx_model
     from .bound import graph_cost, load_graph
 
+    check_sr_onnx(path)
+    where = str(path)
     model = load_graph(require_file(path, "ONNX model"))
     meta = read_metadata(model)
     # colour, scale and range as eval / upscale / --teacher see them
@@ -403,17 +521,18 @@ def onnx_info(path: str | os.PathLike, *, size: tuple[int, int] = (320, 180),
     (w, h), k = size, (scale if pre else 1)
     cost = graph_cost(model, (1, channels, h * k, w * k))
     plain, reason = check_plain(model, _declared_from_graph(model))
-    return {"path": str(path), "format": "onnx", "arch": meta.get("arch", "unknown"),
-            "hparams": json.loads(meta["hparams"]) if "hparams" in meta else om.hparams, "params": cost.params,
+    return {"path": str(path), "format": "onnx", "arch": meta.get("arch", "unknown")[:200],
+            "hparams": meta_json(meta, "hparams", {}, where) if "hparams" in meta else om.hparams,
+            "params": cost.params,
             "input_size": f"{w}x{h} LR ({w * k}x{h * k} model input)", "macs": cost.flops // 2,
             "gflops": cost.flops / 1e9, "opset": _opset(model), "ops": op_histogram(model),
             "plain": plain, "plain_reason": reason, tiling.META_RADIUS: meta.get(tiling.META_RADIUS),
             "srcompress_version": meta.get("srcompress_version"), "guesses": loaded.guesses,
-            "provenance": json.loads(meta.get("provenance", "[]"))}
+            "provenance": meta_json(meta, "provenance", [], where)}
 
 
 def _declared_from_graph(model: onnx.ModelProto) -> set[str]:
-    hparams = json.loads(read_metadata(model).get("hparams", "{}"))
+    hparams = meta_json(read_metadata(model), "hparams", {}, "ONNX model")
     ops = {n.op_type for n in model.graph.node} & {"PRelu", "LeakyRelu"}
     return ops | ({"global_residual"} if hparams.get("global_residual") else set())
 

@@ -40,6 +40,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import ConfigError, DataError, InputError, VerificationError, first_line
 from ..fileio import atomic_write, check_output, require_file
+from ..validate import finite_float, within
 
 PRECISIONS = ("int8", "fp16", "bf16")
 METHODS = ("minmax", "percentile", "entropy")
@@ -125,8 +126,10 @@ def quantize(model: Any, out: str | os.PathLike, *, precision: str = "int8", cal
     precision, method = _check_choice(precision, PRECISIONS, "precision"), _check_choice(method, METHODS, "method")
     if patches < 1 or patch_size < 8:
         raise ConfigError("need patches ≥ 1 and patch_size ≥ 8")
-    limit = DEFAULT_MAX_DROP[precision] if max_drop is None else float(max_drop)
-    inputs = [model] if isinstance(model, str | os.PathLike) else []
+    limit = DEFAULT_MAX_DROP[precision] if max_drop is None else finite_float(max_drop, "max_drop")  # nan: no gate
+    inputs = [model, *([calib] if calib is not None and str(calib) != "default" else []),
+              *([eval_data] if eval_data is not None and str(eval_data) != "default" else [])] \
+        if isinstance(model, str | os.PathLike) else []
     dest = check_output(out, inputs=inputs, force=force)
     float_bytes, info, rewrites, reference = float_graph(model, calib=calib, seed=seed, options=rewrite_options,
                                                          rewrite=rewrite and precision == "int8")
@@ -166,7 +169,7 @@ def quantize(model: Any, out: str | os.PathLike, *, precision: str = "int8", cal
         drop_db=fl - q, max_drop_db=limit, max_diff_levels=max(i.max_diff_levels for i in images),
         ops_before=_ops(graph), ops_after=_ops(qmodel), weights_by_dtype=weights_by_dtype(qmodel.graph),
         rewrites=rewrites, warnings=_warnings(graph, precision, rewrite, rewrites))
-    if not np.isfinite(q) or fl - q > limit:
+    if not np.isfinite(q) or not within(fl - q, limit):
         raise VerificationError(f"{precision} loses {fl - q:.3f} dB Y-PSNR (float {fl:.2f}, {precision} {q:.2f} dB "
                                 f"on {report.evaluation}) > max drop {limit:g} dB; nothing written — try "
                                 "--method percentile, --exclude the first/last conv, or a higher --max-drop")

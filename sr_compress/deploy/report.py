@@ -24,6 +24,7 @@ from ..compat import tomllib
 from ..config import from_dict
 from ..errors import ConfigError
 from ..fileio import atomic_write, atomic_write_text, check_output, require_file
+from ..validate import finite_float, within, worst_of
 from .bench import BenchResult, ModelBench
 
 MB = 1e6
@@ -296,6 +297,10 @@ def load_budgets(path: str | os.PathLike) -> Budgets:
     if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
         raise ConfigError(f"{p}: [models] must hold one table per model, e.g. [models.plain_tiny]")
     budgets = {name: from_dict(Budget, v, f"{p.name} [models.{name}]") for name, v in models.items()}
+    for name, budget in budgets.items():
+        for key, value in asdict(budget).items():
+            if value is not None:
+                finite_float(value, f"{p.name} [models.{name}] {key}", min=0, min_open=True)
     return Budgets(p, defaults, budgets)
 
 
@@ -320,15 +325,17 @@ def _model_violations(m: ModelBench, b: Budget) -> list[Violation]:
     if b.peak_mb is not None or b.bound_ratio is not None:
         if m.memory is None:
             raise ConfigError(f"{m.name}: memory is budgeted but was not measured (drop --no-memory)")
-        which, peak = max((m.memory.first_bytes, "first run"), (m.memory.steady_bytes, "steady state"))[::-1]
-        if b.peak_mb is not None and peak / MB > b.peak_mb:
+        first, steady = m.memory.first_bytes, m.memory.steady_bytes
+        peak = worst_of([first, steady])  # NaN if either is (max() would keep the other)
+        which = "first run" if peak == first else "steady state"
+        if b.peak_mb is not None and not within(peak / MB, b.peak_mb):  # NaN over budget, never under
             out.append(Violation(m.name, "peak_mb", peak / MB, b.peak_mb, f"{m.name}: peak memory "
                                  f"{peak / MB:.1f} MB > budget {b.peak_mb:g} MB ({which})"))
         ratio = peak / m.bound_bytes if m.bound_bytes else None
-        if b.bound_ratio is not None and ratio is not None and ratio > b.bound_ratio:
+        if b.bound_ratio is not None and ratio is not None and not within(ratio, b.bound_ratio):
             out.append(Violation(m.name, "bound_ratio", ratio, b.bound_ratio, f"{m.name}: peak memory "
                                  f"{ratio:.2f}× the bound > budget {b.bound_ratio:g}× ({which})"))
-    if b.latency_ms is not None and m.latency is not None and m.latency.median_s * 1e3 > b.latency_ms:
+    if b.latency_ms is not None and m.latency is not None and not within(m.latency.median_s * 1e3, b.latency_ms):
         ms = m.latency.median_s * 1e3
         out.append(Violation(m.name, "latency_ms", ms, b.latency_ms, f"{m.name}: latency {ms:.1f} ms > "
                              f"budget {b.latency_ms:g} ms (median of {len(m.latency.runs)} runs)"))
@@ -348,7 +355,7 @@ DEFAULT_REGRESSION = {"peak_mb": 10.0, "bound_mb": 2.0, "latency_ms": 25.0, "par
 
 
 def _peak_bytes(m: ModelBench) -> float:
-    return max(m.memory.first_bytes, m.memory.steady_bytes)
+    return worst_of([m.memory.first_bytes, m.memory.steady_bytes])
 
 
 @dataclass
@@ -403,6 +410,7 @@ def compare_to_baseline(result: BenchResult, baseline: BenchResult | str | os.Pa
     if unknown:
         raise ConfigError(f"unknown regression metric(s) {', '.join(unknown)}; "
                           f"choose from {', '.join(BASELINE_METRICS)}")
+    limits = {k: finite_float(v, f"allowed regression {k}") for k, v in limits.items()}  # NaN would turn the gate off
     index = {m.name: m for m in base.models} | {m.stem: m for m in base.models if m.stem not in
                                                    {b.name for b in base.models}}
     deltas, new, seen = [], [], set()
@@ -414,9 +422,9 @@ def compare_to_baseline(result: BenchResult, baseline: BenchResult | str | os.Pa
         seen.add(old.name)
         for metric, (_, _, value) in BASELINE_METRICS.items():
             a, b = value(old), value(m)
-            change = (b - a) / a * 100 if a and b is not None else None
+            change = (b - a) / a * 100 if a and b is not None else None  # a NaN side gives a NaN change
             deltas.append(Delta(m.name, metric, a, b, change, limits[metric],
-                                change is not None and change > limits[metric] + 1e-9))
+                                change is not None and not within(change, limits[metric] + 1e-9)))
     missing = [m.name for m in base.models if m.name not in seen]
     return BaselineComparison(where, deltas, new, missing)
 

@@ -108,8 +108,9 @@ def _ort_runner(path: Path, shape: Sequence[int], device: str, threads: int | No
     import numpy as np
     import onnxruntime as ort
 
-    from .onnx import OPT_LEVEL, session_options
+    from .onnx import OPT_LEVEL, check_sr_onnx, session_options
 
+    check_sr_onnx(path)  # an image-to-image graph with sane shapes, before a session is made
     opts = preset_options(preset)
     providers = _ort_providers(device)
     level = opts.get("graph_optimization_level", OPT_LEVEL)

@@ -120,14 +120,43 @@ def tile_for_memory(model_or_graph: Any, max_bytes: float) -> int:
     leave room.
     ``model_or_graph``: SRModel, ONNX ModelProto, onnxruntime session of an srcompress export, or TileProfile.
     """
-    prof = tile_profile(model_or_graph)
-    side = math.isqrt(int(max_bytes // prof.bytes_per_px)) if max_bytes > 0 else 0
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, float)) or not math.isfinite(max_bytes) \
+            or max_bytes <= 0:
+        raise ConfigError(f"the memory cap must be a finite number > 0, got {max_bytes!r}")
+    prof = check_profile(tile_profile(model_or_graph))
+    side = min(math.isqrt(int(max_bytes // prof.bytes_per_px)), MAX_TILE + 2 * prof.halo)
     tile = side - 2 * prof.halo
     if tile < MIN_TILE:
         need = prof.bytes_per_px * (MIN_TILE + 2 * prof.halo) ** 2
         raise ConfigError(f"a memory cap of {max_bytes / 2**20:.3g} MiB is too small for this network: "
                           f"{MIN_TILE}-px tiles with a {prof.halo}-px halo need {need / 2**20:.3g} MiB")
     return tile
+
+
+#: The largest tile side (input px) a memory cap may pick, and the largest halo a file may record.
+MAX_TILE = 1 << 16
+MAX_HALO = 1 << 12
+
+
+def check_profile(prof: TileProfile) -> TileProfile:
+    """A profile's numbers are finite and in range (they may come from a stranger's ONNX metadata); numpy-only,
+    like the rest of this module."""
+    checks = ((_int_in(prof.halo, 0, MAX_HALO), f"receptive radius (halo) must be in [0, {MAX_HALO}]"),
+              (_finite_in(prof.bytes_per_px, 0.0, 1e12) and prof.bytes_per_px > 0,
+               "activation bytes per pixel must be a finite number > 0"),
+              (_int_in(prof.scale, 1, 16), "scale must be in [1, 16]"))
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(f"{msg}, got {prof}")
+    return prof
+
+
+def _int_in(v: Any, lo: int, hi: int) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _finite_in(v: Any, lo: float, hi: float) -> bool:
+    return isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
 
 
 def tile_profile(obj: Any, *, halo: int | None = None, scale: int | None = None) -> TileProfile:
@@ -532,8 +561,11 @@ def tiled_network(model: Any, *, tile: int | None = None, max_bytes: float | Non
     else:
         prof = tile_profile(model)
         prof = prof if halo is None else replace(prof, halo=int(halo))
+    check_profile(prof)
+    if tile is not None and not _int_in(tile, MIN_TILE, MAX_TILE):
+        raise ConfigError(f"tile must be an integer in [{MIN_TILE}, {MAX_TILE}], got {tile!r}")
     limits = [tile * (attrs[0] if attrs[2] else 1)] if tile else []
-    if max_bytes:
+    if max_bytes is not None:
         limits.append(tile_for_memory(prof, max_bytes))
     return TiledNet(fn, attrs, prof, min(limits))
 

@@ -119,8 +119,8 @@ def bench(models: Sequence[str | Path], *, given: Mapping[str, Any] | None = Non
     budgets = load_budgets(budget) if budget else None
     base = load_baseline(baseline) if baseline else None
     check_regression_options(max_regression or {}, base)
-    if report_dir:
-        check_report_dir(report_dir, inputs=models, force=force)
+    if report_dir:  # the report never replaces a model, the baseline it compares against, or the budgets file
+        check_report_dir(report_dir, inputs=[*models, *(p for p in (baseline, budget) if p)], force=force)
     settings = BenchSettings.resolve(given or {}, budgets.defaults if budgets else None)
     command = settings.command_line([str(m) for m in models], channels_last=channels_last, memory=memory)
     result = bench_models(list(models), memory=memory, channels_last=channels_last, command=command,

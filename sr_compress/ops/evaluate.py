@@ -33,26 +33,28 @@ from ..evaluate import (
 from ..fileio import check_output
 from ..models import SRModel
 from ..visual import save_comparison
-from .common import load_model
+from .common import data_inputs, load_model
 
 NPZ_PROTOCOL = "npz bicubic Y, unrounded float, scale px shaved"
 
 
 def evaluate_images(model: SRModel, *, data: str | Path | None = None, degradation: str = "bi",
                     with_bicubic: bool = True, label: str | None = None, crops: str | Path | None = None,
-                    force: bool = False, y: str = DEFAULT_Y) -> list[EvalReport]:
+                    force: bool = False, y: str = DEFAULT_Y, inputs: tuple = ()) -> list[EvalReport]:
     """Scores of ``model`` (and bicubic) on the validation photos or a folder (HR-only or HR/LR pairs).
 
     ``crops``: also write a PNG of the same detailed window per image (bicubic | model | HR), 2× zoomed.
     """
+    inputs = (*inputs, *data_inputs(data))
     if crops is not None:
-        check_output(crops, force=force)
+        check_output(crops, inputs=inputs, force=force)
     pairs = eval_pairs_for(data, model.scale, degradation)
     keep = crops is not None
     reports = [evaluate_model(model, pairs, method=label, keep_outputs=keep, y=y)]
     if with_bicubic:
         reports.append(evaluate_bicubic(pairs, model.scale, keep_outputs=keep, y=y))
     if crops is not None:
+        check_output(crops, inputs=inputs, force=force)
         save_comparison(crops, comparison_rows(reports, pairs), force=force)
     return reports
 
@@ -134,6 +136,8 @@ def evaluate(model: str | Path, *, data: str = "default", degradation: str = "bi
     An ``.onnx`` graph (float32, int8 or fp16: ``srcompress quantize``) runs through onnxruntime, per-image
     scores only. A float32 graph loads as a read-only model like any checkpoint (``load_model``: colour, range
     and scale detected, ``overrides`` input_range / colour / scale where the graph does not say)."""
+    if crops is not None:  # never over the model or the data, with or without --force; before any work
+        check_output(crops, inputs=(model, *data_inputs(data)), force=force)
     if str(model).lower().endswith(".onnx") and _quantised(model):
         if all_depths or str(data).lower().endswith(".npz"):
             raise ConfigError("--all-depths and .npz data need a checkpoint, not an ONNX graph")
@@ -146,7 +150,7 @@ def evaluate(model: str | Path, *, data: str = "default", degradation: str = "bi
     if all_depths:
         return EvalOutcome("depths", loaded, depths=evaluate_depths(m, eval_pairs_for(data, m.scale, degradation)))
     reports = evaluate_images(m, data=data, degradation=degradation, with_bicubic=bicubic, label=Path(model).name,
-                              crops=crops, force=force, y=y)
+                              crops=crops, force=force, y=y, inputs=(model,))
     return EvalOutcome("images", loaded, reports)
 
 
@@ -176,8 +180,9 @@ def evaluate_sets(models: Sequence[str | Path], *, data: Sequence[str | Path] = 
     before anything runs). Models run tile by tile within ``max_bytes`` of activations (exact).
     """
     if report is not None:
-        for name in ("report.md", "report.json"):
-            check_output(Path(report) / name, force=force)
+        for name in ("report.md", "report.json"):  # never over a model or inside a data folder
+            check_output(Path(report) / name, inputs=(*models, *[p for d in data for p in data_inputs(d)]),
+                         force=force)
     sets: dict[str, str] = {}
     if bench is not None:
         sets.update({k: str(v) for k, v in find_benchmark_sets(bench).items()})

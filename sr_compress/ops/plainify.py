@@ -15,7 +15,7 @@ from ..deploy.bound import graph_cost
 from ..deploy.onnx import simplify_graph, to_onnx
 from ..fileio import check_output
 from ..models import SRModel
-from .common import load_model
+from .common import data_inputs, load_model
 
 #: every plainify default (eps rule, size, scheme, tail, round_to, patches, patch_size, columns, shift_coef…),
 #: written once: in :func:`sr_compress.compress.plainify.plainify`
@@ -34,7 +34,7 @@ def plainify_file(source: str | Path, out: str | Path, *, force: bool = False,
                   **options: Any) -> PlainifyOutcome:
     """Load ``source`` (any supported checkpoint format), :func:`plainify` it with ``options``, save it (with its
     bridges) to ``out``. ``teacher_memory``: report the teacher's bound beside the student's (winning mode)."""
-    check_output(out, force=force, inputs=(source,))  # fail before the (long) work, not after
+    check_output(out, force=force, inputs=(source, *data_inputs(options.get("data"))))  # before the long work
     loaded = load_model(source, overrides=overrides)
     outcome = plainify(loaded.model, **options)
     if outcome.mode == "winning" and teacher_memory:

@@ -11,19 +11,19 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ..checkpoint import provenance_entry, save_checkpoint
+from ..checkpoint import check_agrees, provenance_entry, save_checkpoint
 from ..config import defaults_of
 from ..data.datasets import training_source
 from ..deploy.tiling import tiled_network
 from ..errors import ConfigError, DataError
 from ..evaluate import eval_pairs_for
-from ..fileio import check_output
+from ..fileio import atomic_write_text, check_output
 from ..models import SRModel, build_model
 from ..train.presets import preset_settings
 from ..train.strategies import build_strategy
 from ..train.teacher_cache import TeacherCache, cache_root
 from ..train.trainer import TrainConfig, Trainer, check_teacher, psnr_validator
-from .common import file_identity, load_model
+from .common import data_inputs, data_key, file_identity, load_model
 
 #: What ``srcompress train/finetune`` start from: the trainer's defaults, except a higher learning rate and more
 #: frequent resumable state for interactive runs (recipes and library calls use TrainConfig's own).
@@ -81,7 +81,7 @@ def train_model(model: SRModel, *, out: str | Path, config: TrainConfig, data: s
     built) by the prefetching cached loader; the bundled photos stay in memory.
     """
     out = Path(out)
-    inputs = tuple(str(i) for i in inputs if i is not None)
+    inputs = tuple(str(i) for i in (*inputs, *data_inputs(data)) if i is not None)
     check_output(out, inputs=inputs, force=force or resume)
     strat = build_strategy(strategy, **(strategy_options or {}))
     check_teacher(strat, model, teacher)  # before the images are read: a wrong call fails at once
@@ -89,6 +89,7 @@ def train_model(model: SRModel, *, out: str | Path, config: TrainConfig, data: s
     state = work / "last.pt"
     if resume and not state.is_file():
         raise DataError(f"nothing to resume: {state} does not exist")
+    key = check_data_key(work, data, resume)
     sampler = training_source(data, model.scale, config.patch_size, config.batch_size, degradation=degradation,
                               seed=config.seed, cache_dir=cache_dir, progress=cache_progress)
     strat.use_checkpoint_extra(dict(student_extra or {}))
@@ -106,7 +107,7 @@ def train_model(model: SRModel, *, out: str | Path, config: TrainConfig, data: s
     trained.provenance = [*model.provenance, provenance_entry(
         stage, strategy=strategy, strategy_options=dict(strat.params), data=str(data or "default"),
         degradation=degradation, steps=config.steps, batch_size=config.batch_size, patch_size=config.patch_size,
-        lr=config.lr, seed=config.seed, **(record or {}))]
+        lr=config.lr, seed=config.seed, data_key=key, **(record or {}))]
     if is_main_process():
         save_checkpoint(trained, out, force=True, inputs=inputs)
     return TrainOutcome(out, trained, config.steps, float(result.final_loss), time.perf_counter() - t0,
@@ -122,8 +123,36 @@ def load_teacher(teacher: str | Path | None, scale: int | None = None,
     return load_model(teacher, overrides={**(overrides or {}), "scale": scale}).model
 
 
+DATA_RECORD = "data.json"
+
+
+def check_data_key(work: Path, data: str | Path | None, resume: bool) -> str:
+    """The data's content key, recorded in ``work/data.json`` when a run starts; ``resume`` refuses a data
+    source whose key changed since (other images, added, removed or rewritten files)."""
+    import json
+
+    key = data_key(data)
+    record = work / DATA_RECORD
+    if resume and record.is_file():
+        try:
+            was = json.loads(record.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            was = {}
+        if was.get("key") != key:
+            raise DataError(f"--resume: the training data changed since this run started (it was "
+                            f"{was.get('data')!r}, key {str(was.get('key'))[:24]}…; now {str(data or 'default')!r}, "
+                            f"key {key[:24]}…); resume with the same data, or start again with --force")
+    elif is_main_process():
+        atomic_write_text(record, json.dumps({"data": str(data or "default"), "key": key}), force=True)
+    return key
+
+
+#: the scale of a new model when none is given (a checkpoint's own scale otherwise)
+NEW_MODEL_SCALE = 2
+
+
 def train(*, out: str | Path, config: TrainConfig, arch: str | None = None, init: str | Path | None = None,
-          scale: int = 2, hparams: dict[str, Any] | None = None, data: str | Path | None = None,
+          scale: int | None = None, hparams: dict[str, Any] | None = None, data: str | Path | None = None,
           degradation: str = "bi", strategy: str = "l1", strategy_options: dict | None = None,
           teacher: str | Path | None = None, teacher_scale: int | None = None,
           teacher_overrides: dict[str, Any] | None = None, resume: bool = False,
@@ -138,13 +167,16 @@ def train(*, out: str | Path, config: TrainConfig, arch: str | None = None, init
                           "train further)")
     if init is not None and hparams:
         raise ConfigError("--hparam applies to new models (--arch), not to --init checkpoints")
-    check_output(out, inputs=[i for i in (init, teacher) if i is not None], force=force or resume)
+    check_output(out, inputs=[i for i in (init, teacher, *data_inputs(data)) if i is not None],
+                 force=force or resume)
     extra: dict[str, Any] = {}
     if init is not None:
         loaded = load_model(init)
         model, extra = loaded.model, loaded.extra
+        check_agrees(model, str(init), scale=scale)  # --scale 3 on a ×2 checkpoint is refused, not ignored
     else:
-        model = new_model(arch, scale=scale, hparams=hparams, seed=config.seed)
+        model = new_model(arch, scale=NEW_MODEL_SCALE if scale is None else scale, hparams=hparams,
+                          seed=config.seed)
     t = load_teacher(teacher, teacher_scale, teacher_overrides)
     return train_model(model, out=out, config=config, data=data, degradation=degradation, strategy=strategy,
                        strategy_options=strategy_options, teacher=t, student_extra=extra, resume=resume,
@@ -168,7 +200,7 @@ def finetune(student: str | Path, *, out: str | Path, config: TrainConfig, strat
     and the student (path + SHA-256).
     """
     inputs = [Path(student)] + ([Path(teacher)] if teacher is not None else [])
-    check_output(out, inputs=inputs, force=force or resume)
+    check_output(out, inputs=[*inputs, *data_inputs(data)], force=force or resume)
     loaded = load_model(student)
     t = load_teacher(teacher, teacher_scale, teacher_overrides)
     record = {"student": file_identity(student), "teacher": file_identity(teacher) if teacher is not None else None}

@@ -36,8 +36,9 @@ from ..compat import tomllib
 from ..config import from_dict
 from ..data.datasets import SKIMAGE_PHOTOS, skimage_data_dir
 from ..errors import ConfigError, DataError
-from ..fileio import atomic_write_text, file_sha256
+from ..fileio import atomic_write_text, file_sha256, folder_lock
 from ..registry import Registry
+from ..validate import check_json_data
 
 
 @dataclass
@@ -119,8 +120,22 @@ class StageContext:
         return self.recipe.seed
 
 
+#: A recipe is at most this big, this deep and this long (a hostile file must not exhaust the parser or start
+#: 100,000 stages).
+MAX_RECIPE_BYTES = 1 << 20
+MAX_RECIPE_DEPTH = 16
+MAX_STAGES = 1000
+
+
 def parse_recipe(data: dict[str, Any], *, source: Path | None = None) -> Recipe:
-    """Validate a recipe dict (as read from TOML) into typed stages; every unknown key is reported."""
+    """Validate a recipe dict (as read from TOML) into typed stages; every unknown key is reported.
+    Bounded: at most :data:`MAX_STAGES` stages, :data:`MAX_RECIPE_DEPTH` levels, finite numbers only."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe: expected a table of keys, got {type(data).__name__}")
+    stages_given = data.get("stage")
+    if isinstance(stages_given, list) and len(stages_given) > MAX_STAGES:
+        raise ConfigError(f"recipe: {len(stages_given)} stages (at most {MAX_STAGES})")
+    check_json_data(data, "recipe", max_depth=MAX_RECIPE_DEPTH)
     known = {"name", "out", "seed", "stage"}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -160,10 +175,14 @@ def load_recipe(path: str | Path) -> Recipe:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"recipe not found: {p}")
+    if p.stat().st_size > MAX_RECIPE_BYTES:
+        raise ConfigError(f"{p}: {p.stat().st_size:,} bytes is too large for a recipe (at most {MAX_RECIPE_BYTES:,})")
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: not valid TOML ({e})") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: nested too deeply (at most {MAX_RECIPE_DEPTH} levels)") from None
     return parse_recipe(data, source=p.resolve())
 
 
@@ -276,10 +295,17 @@ class StageResult:
 
 
 def run_recipe(recipe: Recipe, *, progress: Callable[[dict], None] | None = None,
-               on_stage: Callable[[Stage, str], None] | None = None, fresh: bool = False) -> list[StageResult]:
+               on_stage: Callable[[Stage, str], None] | None = None, fresh: bool = False,
+               wait: bool = False) -> list[StageResult]:
     """Run every stage in order (reusing cached artifacts unless ``fresh``); write ``summary.json`` and
-    ``summary.md``."""
-    recipe.out.mkdir(parents=True, exist_ok=True)
+    ``summary.md``. The run folder is locked for the duration (:func:`~sr_compress.fileio.folder_lock`): a
+    second run into it is refused with the holder's pid and start time, or waits for it with ``wait``."""
+    with folder_lock(recipe.out, wait=wait):
+        return _run_locked(recipe, progress, on_stage, fresh)
+
+
+def _run_locked(recipe: Recipe, progress: Callable[[dict], None] | None,
+                on_stage: Callable[[Stage, str], None] | None, fresh: bool) -> list[StageResult]:
     hasher = ContentHasher(recipe.out / ".digests.json")
     artifacts: dict[str, Path] = {}
     keys: dict[str, str] = {}
@@ -299,12 +325,17 @@ def run_recipe(recipe: Recipe, *, progress: Callable[[dict], None] | None = None
 def _run_stage(stage: Stage, ctx: StageContext, key: str, on_stage: Callable[[Stage, str], None] | None,
                fresh: bool) -> StageResult:
     meta_path = ctx.folder / "stage.json"
+    run_dir = ctx.recipe.out
     if meta_path.is_file() and not fresh:
-        meta = json.loads(meta_path.read_text())
-        if meta.get("key") == key and Path(meta.get("artifact", "")).is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (ValueError, OSError):
+            meta = {}  # a damaged record: run the stage again
+        artifact = _artifact_path(meta.get("artifact"), run_dir) if isinstance(meta, dict) else None
+        if artifact is not None and meta.get("key") == key and artifact.is_file():
             if on_stage:
                 on_stage(stage, "cached")
-            return StageResult(stage.id, stage.kind, "cached", 0.0, meta["artifact"], meta.get("summary", {}),
+            return StageResult(stage.id, stage.kind, "cached", 0.0, str(artifact), meta.get("summary", {}),
                                meta.get("warnings", []))
     if on_stage:
         on_stage(stage, "running")
@@ -312,15 +343,37 @@ def _run_stage(stage: Stage, ctx: StageContext, key: str, on_stage: Callable[[St
     t0 = time.perf_counter()
     out = _STAGES.get(stage.kind).run(stage.params, ctx)
     seconds = time.perf_counter() - t0
-    meta = {"key": key, "kind": stage.kind, "params": asdict(stage.params), "artifact": str(out.artifact),
+    meta = {"key": key, "kind": stage.kind, "params": asdict(stage.params),
+            "artifact": _relative_artifact(out.artifact, run_dir),
             "summary": out.summary, "warnings": out.warnings, "seconds": round(seconds, 2)}
     atomic_write_text(meta_path, json.dumps(meta, indent=2, default=str), force=True)
     return StageResult(stage.id, stage.kind, "ran", seconds, str(out.artifact), out.summary, list(out.warnings))
 
 
+def _relative_artifact(artifact: str | Path, run_dir: Path) -> str:
+    """An artifact as recorded in ``stage.json`` / ``summary.json``: relative to the run folder (a copied or
+    moved run folder keeps working), absolute only if it lies outside it."""
+    p = Path(artifact).absolute()
+    try:
+        return p.relative_to(run_dir.absolute()).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def _artifact_path(recorded: Any, run_dir: Path) -> Path | None:
+    """The artifact a ``stage.json`` records, inside ``run_dir``; None for anything else (an absolute path into
+    another folder — e.g. the original of a copied run — or ``..`` escapes), so the stage runs again."""
+    if not isinstance(recorded, str) or not recorded:
+        return None
+    p = Path(recorded)
+    full = (p if p.is_absolute() else run_dir / p).resolve()
+    root = run_dir.resolve()
+    return full if full == root or root in full.parents else None
+
+
 def _write_summary(recipe: Recipe, results: list[StageResult]) -> None:
     data = {"recipe": recipe.name, "source": str(recipe.source), "seed": recipe.seed,
-            "stages": [asdict(r) for r in results]}
+            "stages": [{**asdict(r), "artifact": _relative_artifact(r.artifact, recipe.out)} for r in results]}
     atomic_write_text(recipe.out / "summary.json", json.dumps(data, indent=2, default=str), force=True)
     lines = [f"# Run of recipe `{recipe.name}`", "", "| stage | kind | status | seconds | artifact | summary |",
              "|---|---|---|---|---|---|"]

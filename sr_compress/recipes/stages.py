@@ -45,7 +45,7 @@ class TrainParams:
 
     arch: str | None = None
     init: str | None = None
-    scale: int = TRAIN["scale"]
+    scale: int | None = TRAIN["scale"]  # None: a new model's default (2), or the init checkpoint's own
     hparams: dict = field(default_factory=dict)
     data: str = "default"
     degradation: str = TRAIN["degradation"]

@@ -170,8 +170,15 @@ def _config_checks(c: TrainConfig) -> list[tuple[bool, str]]:
         (c.steps % c.rounds == 0 if _is_int(c.steps) and _is_int(c.rounds) and c.rounds else True,
          f"steps ({c.steps}) must be a multiple of rounds ({c.rounds})"),
         (_device_ok(c.device), f"device must be auto, cpu, cuda or cuda:N, got {c.device!r}"),
+        (not (_is_int(c.batch_size) and _is_int(c.patch_size)) or c.batch_size * c.patch_size ** 2 <= MAX_BATCH_PIXELS,
+         f"a batch of {c.batch_size} patches of {c.patch_size} px is too large (at most {MAX_BATCH_PIXELS:,} "
+         "pixels per batch)"),
         _choice("teacher_cache", c.teacher_cache, CACHE_MODES),
     ]
+
+
+#: One training batch holds at most this many HR pixels (2^28 px: 3 GiB of float32 RGB), checked before allocating.
+MAX_BATCH_PIXELS = 1 << 28
 
 
 def _device_ok(name: Any) -> bool:

@@ -34,6 +34,7 @@ from torch import nn
 from ...errors import ConfigError, PlainifyError, VerificationError
 from ...infer import default_real_images, model_space_input
 from ...models import SRModel, build_model, count_params
+from ...validate import finite_float, is_finite, within, worst_of
 from ..base import StageReport, record_stage
 
 SCHEMES = ("pair", "shift")
@@ -279,7 +280,7 @@ def realise(chain: TeacherChain, scheme: str = "pair", shift_c: float | None = N
     """The exact plain equivalent (a ``plain`` model with ``dtype`` weights) of ``chain`` under ``scheme``."""
     if scheme not in SCHEMES:
         raise ConfigError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
-    c = default_c(chain) if shift_c is None else float(shift_c)
+    c = default_c(chain) if shift_c is None else finite_float(shift_c, "shift C", min=0, min_open=True)
     prev: list[_Group] = [_Group("x", 1.0, chain.channels, "raw")]
     prev_vars = [StateVar("x", "lin", chain.channels, chain.input_module)]
     weights, specs = [], []
@@ -395,9 +396,9 @@ def verify(teacher: SRModel, plain64: SRModel, plain32: SRModel,
     with torch.no_grad():
         for x in xs:
             ref = t64(x.double())
-            lo, hi = min(lo, float(ref.min())), max(hi, float(ref.max()))
-            e64 = max(e64, float((p64(x.double()) - ref).abs().max()))
-            e32 = max(e32, float((p32(x.float()).double() - ref).abs().max()))
+            lo, hi = -worst_of([-lo, -float(ref.min())]), worst_of([hi, float(ref.max())])
+            e64 = worst_of([e64, float((p64(x.double()) - ref).abs().max())])  # NaN stays NaN (max drops it)
+            e32 = worst_of([e32, float((p32(x.float()).double() - ref).abs().max())])
     rng = (hi - lo) or 1.0
     return e64 / rng, e32 / rng, rng
 
@@ -410,7 +411,7 @@ def shift_bound(chain: TeacherChain, x: torch.Tensor) -> float:
             continue
         mask = ~step.relu_mask()
         if mask.any():
-            low = min(low, float(h[:, mask].min()))
+            low = -worst_of([-low, -float(h[:, mask].min())])  # NaN-propagating min
     return low
 
 
@@ -435,19 +436,22 @@ def plainify_exact(model: SRModel, *, scheme: str = "pair", shift_c: float | Non
     notes: list[str] = []
     c_used = low = margin = None
     if scheme == "shift":
-        c_used = default_c(chain) if shift_c is None else float(shift_c)
+        c_used = default_c(chain) if shift_c is None else finite_float(shift_c, "shift C", min=0, min_open=True)
         sub = copy.deepcopy(src.sub_mean).double()
         with torch.no_grad():
-            low = min(shift_bound(chain, sub(x.double())) for x in xs)
+            low = -worst_of(-shift_bound(chain, sub(x.double())) for x in xs)
         margin = low + c_used
-        if margin <= 0:
+        if not margin > 0:  # NaN fails too
             raise VerificationError(f"shift scheme: a skip value reaches {low:.4g} ≤ -C = {-c_used:.4g} on the "
                                     f"calibration data; raise --shift-c above {2 * -low:.4g} or use --scheme pair")
         notes.append(f"exact while every skip value stays above -C = {-c_used:g} (min seen {low:.4g})")
     e64, e32, rng = verify(src, plain64, plain, xs)
-    if not e64 <= EXACT_TOLERANCE:
+    if not within(e64, EXACT_TOLERANCE):  # NaN is a failure, never a perfect score
         raise VerificationError(f"the plain equivalent differs from the teacher by {e64:.3e} of the output range "
                                 f"in float64 (tolerance {EXACT_TOLERANCE:.0e})")
+    if not is_finite(e32):
+        raise VerificationError(f"the plain equivalent's float32 weights give non-finite outputs (error {e32}); "
+                                "a smaller --shift-c or --scheme pair keeps values in float32 range")
     params = {"scheme": scheme, "shift_c": c_used}
     record_stage(plain, model, "plainify", mode="exact", **params)
     report = ExactReport(stage="plainify", params=params, scheme=scheme, layers=len(plain_convs(plain)),

@@ -33,6 +33,7 @@ from ...errors import BudgetExceededError, ConfigError
 from ...infer import model_space_input
 from ...models import SRModel, build_model, count_params
 from ...models.capture import capture_outputs
+from ...validate import finite_float
 from ..base import StageReport, record_stage
 from .exact import TailLayer, TeacherChain, load_layers, teacher_chain
 
@@ -232,6 +233,7 @@ class Bridge:
 def bridges_for(specs: Sequence[LayerSpectrum], widths: Sequence[int],
                 shift_coef: float = SHIFT_COEF) -> list[Bridge]:
     """``M_i = U[:, :r]`` and ``b_i = mean − M_i·shift`` with ``shift_k = −coef·mean(min(P_k, 0))`` (once, at r)."""
+    shift_coef = finite_float(shift_coef, "shift_coef", min=0)
     out = []
     for s, r in zip(specs, widths, strict=True):
         m = s.basis[:, :r]
@@ -391,6 +393,7 @@ def winning_init(teacher: SRModel, *, eps: float | None = None, width: int | Non
         raise ConfigError("give exactly one of eps, width or memory_budget")
     if tail not in TAILS:
         raise ConfigError(f"unknown tail {tail!r}; choose one of {', '.join(TAILS)}")
+    shift_coef = finite_float(shift_coef, "shift_coef", min=0)  # before any work: NaN/1e309 refused
     src = copy.deepcopy(teacher).eval()
     chain = teacher_chain(src)
     x = calibration if calibration is not None else calibration_patches(
