@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench ail-repro data-scale bench-table lint clean help
+.PHONY: demo test bench ail-repro data-scale bench-table proof proof-table lint clean help
 
 help:
 	@echo "make demo   - train a small EDSR teacher on the bundled photos, evaluate, export and bench it"
@@ -14,6 +14,8 @@ help:
 	@echo "make ail-repro - AIL/KD/PSPL on the released VDSR (13-ch student) + PSPL convergence (~10 min, 1 thread)"
 	@echo "make data-scale - DIV2K-size synthetic folder (800 images, in /tmp): cache build, loader, training RSS"
 	@echo "make bench-table - the VDSR teacher's Set5/Set14/B100 table (x2/x3/x4) from one evaluate_table call"
+	@echo "make proof  - issue #16: published SR nets vs students distilled from IMDN on train291 (~4 h on 2 shared cores;"
+	@echo "               PROOF_RUNS=dir keeps runs; make proof-table rebuilds docs/results.md from them)"
 	@echo "make lint   - ruff"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -41,6 +43,13 @@ data-scale: $(STAMP)
 bench-table: $(STAMP)
 	$(PY) benchmarks/benchmark_table.py table --out /tmp/srcompress_benchmark_table
 	$(PY) benchmarks/benchmark_table.py agree --out /tmp/srcompress_benchmark_table
+
+PROOF_RUNS ?= runs/proof
+proof: $(STAMP)
+	OMP_NUM_THREADS=1 PYTHONPATH=. $(PY) benchmarks/zoo.py --work $(PROOF_RUNS) -v
+
+proof-table: $(STAMP)
+	PYTHONPATH=. $(PY) benchmarks/zoo.py --work $(PROOF_RUNS) --table-only
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sr_compress tests export benchmarks
