@@ -166,6 +166,12 @@ def _labels(models: Sequence[str | Path]) -> list[str]:
     return [n if names.count(n) == 1 else str(m) for n, m in zip(names, models, strict=True)]
 
 
+def _bounded(model: Any, *, max_bytes: float) -> Any:
+    """``model`` tiled exactly within ``max_bytes``; a net with an image-wide operation (IMDN's contrast
+    attention, RFDN/RLFN's ESA) cannot be tiled exactly, so it runs on whole images (the field's protocol)."""
+    return model if getattr(model, "global_context", None) else tiled_network(model, max_bytes=max_bytes)
+
+
 def evaluate_sets(models: Sequence[str | Path], *, data: Sequence[str | Path] = (), bench: str | Path | None = None,
                   scales: Sequence[int] | None = None, y: str = DEFAULT_Y, degradation: str = "bi",
                   bicubic: bool = True, report: str | Path | None = None, overrides: dict[str, Any] | None = None,
@@ -190,7 +196,7 @@ def evaluate_sets(models: Sequence[str | Path], *, data: Sequence[str | Path] = 
     if not sets:
         sets["default"] = "default"
     loaded = {label: load_model(m, overrides=overrides) for label, m in zip(_labels(models), models, strict=True)}
-    wrap = functools.partial(tiled_network, max_bytes=max_bytes) if max_bytes else None
+    wrap = functools.partial(_bounded, max_bytes=max_bytes) if max_bytes else None
     table = evaluate_table({k: v.model for k, v in loaded.items()}, sets, scales, y=y, degradation=degradation,
                            with_bicubic=bicubic, wrap=wrap, progress=progress)
     files = write_table(table, report, force=force) if report is not None else None

@@ -126,3 +126,20 @@ def test_each_default_is_written_once_cli_and_recipes_read_the_operation():
     assert t["scale"] == TrainParams().scale == train_op.TRAIN_DEFAULTS["scale"]
     assert t["strategy"] == TrainParams().strategy == train_op.TRAIN_DEFAULTS["strategy"]
     assert t["steps"] == train_op.COMMAND_DEFAULTS["steps"]
+
+
+@pytest.mark.parametrize("arch", [a for a in FAMILIES if getattr(model_class(a), "global_context", None)])
+def test_eval_table_runs_untileable_nets_on_whole_images(tmp_path, arch):
+    """IMDN/RFDN/RLFN cannot be tiled exactly: the paper table runs them whole (was: a one-line refusal)."""
+    from helpers.images import random_rgb, save_image
+
+    from sr_compress.ops.evaluate import evaluate_sets
+
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    for i in range(2):
+        save_image(folder / f"img{i}.png", random_rgb(48, 40, seed=i))
+    ckpt = tiny_checkpoint(tmp_path / f"{arch}.pt", arch)
+    bounded = evaluate_sets([ckpt], data=[folder], max_bytes=1e5).table
+    whole = evaluate_sets([ckpt], data=[folder], max_bytes=None).table
+    assert bounded.to_dict() == whole.to_dict()
