@@ -397,7 +397,8 @@ class Trainer:
         self._teacher_outputs = self._cache_report = None
         if self.teacher is None or not uses_teacher_cache(self.strategy, self.source, self.config.teacher_cache):
             return
-        cache = self.teacher_cache or TeacherCache(self.teacher, cache_root(self.out_dir))
+        cache = self.teacher_cache if self.teacher_cache is not None else TeacherCache(self.teacher,
+                                                                                         cache_root(self.out_dir))
         images = self.source.lr_images()
         if ctx.world_size > 1:
             import torch.distributed as dist

@@ -350,3 +350,14 @@ def test_folder_data_resume_with_the_cache_is_exact(tmp_path):
     assert resumed.resumed_from == 3 and resumed.teacher_cache.reused == 3 and resumed.teacher_cache.built == 0
     for k, v in full.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[k], v), k
+
+
+def test_a_cache_handed_in_unbuilt_is_the_one_used(tmp_path):
+    """An unbuilt TeacherCache has length 0 (falsy): the trainer must still use it, not build a private one."""
+    teacher = tiny()
+    mine = TeacherCache(teacher, tmp_path / "shared_cache")
+    sampler = PatchSampler(images(), 2, 8, 2)
+    res = Trainer(tiny("plain"), "kd", sampler, config(steps=1), teacher=teacher, out_dir=tmp_path / "run",
+                  teacher_cache=mine).fit()
+    assert res.teacher_cache.built == 3 and len(list((tmp_path / "shared_cache").glob("*.npy"))) == 3
+    assert not (tmp_path / "run" / "teacher_cache").exists()
