@@ -185,7 +185,7 @@ def train_job(job: Job, work: Path, zoo: Path, train_dirs: Sequence[Path], *, th
               limit: int | None = None, force: bool = False) -> dict[str, Any]:
     """Train one job (skipped when its ``run.json`` exists, unless ``force``); returns its record."""
     from sr_compress.checkpoint import save_checkpoint
-    from sr_compress.train.teacher_cache import ENV_ROOT, TeacherCache
+    from sr_compress.train.teacher_cache import TeacherCache
     from sr_compress.train.trainer import TrainConfig, Trainer
 
     out = work / job.name
@@ -207,10 +207,7 @@ def train_job(job: Job, work: Path, zoo: Path, train_dirs: Sequence[Path], *, th
                       log_every=max(job.steps // 50, 1), seed=job.seed, device="cpu")
     uses_teacher = job.strategy in ("kd", "ail")
     root = work / "teacher_cache" / job.teacher
-    cache = TeacherCache(teacher, root) if uses_teacher else None
-    # The trainer falls back to a cache of its own when handed an unbuilt one (``teacher_cache or …`` and an
-    # empty TeacherCache is falsy); the shared folder through the environment keeps every run on one cache.
-    os.environ[ENV_ROOT] = str(root)
+    cache = TeacherCache(teacher, root) if uses_teacher else None  # one shared cache for every run of the teacher
     resume = out / "last.pt" if (out / "last.pt").exists() and not force else None
     trainer = Trainer(student, job.strategy if not job.options else _strategy(job), source, cfg,
                       teacher=teacher if uses_teacher else None, out_dir=out, force=force or resume is None,
