@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.training import Crash, crash_at
 
 from sr_compress.checkpoint import load_checkpoint, save_checkpoint
 from sr_compress.data.datasets import EvalPair, NamedImage, PatchSampler
@@ -187,15 +188,8 @@ def test_resume_with_the_cache_is_exact(tmp_path):
     cfg = config(steps=6, ckpt_every=3)
     full = Trainer(tiny("plain"), "kd", sampler, cfg, teacher=tiny(), out_dir=tmp_path / "a").fit()
 
-    class Crash(Exception):
-        pass
-
-    def crash(record):
-        if record["step"] == 4:
-            raise Crash
-
     with pytest.raises(Crash):
-        Trainer(tiny("plain"), "kd", sampler, cfg, teacher=tiny(), out_dir=tmp_path / "b", progress=crash).fit()
+        Trainer(tiny("plain"), "kd", sampler, cfg, teacher=tiny(), out_dir=tmp_path / "b", progress=crash_at(4)).fit()
     resumed = Trainer(tiny("plain", seed=9), "kd", sampler, cfg, teacher=tiny(),
                       out_dir=tmp_path / "b").fit(resume=tmp_path / "b" / "last.pt")
     assert resumed.resumed_from == 3 and resumed.teacher_cache.reused == 3 and resumed.teacher_cache.built == 0
@@ -335,16 +329,9 @@ def test_folder_data_resume_with_the_cache_is_exact(tmp_path):
                    out_dir=tmp_path / "a").fit()
     assert full.teacher_cache.built == 3
 
-    class Crash(Exception):
-        pass
-
-    def crash(record):
-        if record["step"] == 4:
-            raise Crash
-
     with pytest.raises(Crash):
         Trainer(tiny("plain"), "kd", _folder_source(data, tmp_path, batch=2, seed=3), cfg, teacher=tiny(),
-                out_dir=tmp_path / "b", progress=crash).fit()
+                out_dir=tmp_path / "b", progress=crash_at(4)).fit()
     resumed = Trainer(tiny("plain", seed=9), "kd", _folder_source(data, tmp_path, batch=2, seed=3), cfg,
                       teacher=tiny(), out_dir=tmp_path / "b").fit(resume=tmp_path / "b" / "last.pt")
     assert resumed.resumed_from == 3 and resumed.teacher_cache.reused == 3 and resumed.teacher_cache.built == 0
