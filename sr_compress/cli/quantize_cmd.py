@@ -32,12 +32,15 @@ D = "sr_compress.ops.quantize:DEFAULTS:"  # the defaults live in deploy.quantize
               help="LR calibration patch side (px).")
 @click.option("--no-rewrite", is_flag=True,
               help="Skip the exact plain-student rewrites (offset folding with a constant channel).")
+@click.option("--no-align", is_flag=True,
+              help="Keep conv widths as they are (default: zero channels added so onnxruntime runs every conv "
+                   "as its fused int8 kernel; exact).")
 @seed_option
 @force_option
 @json_option
 def quantize(model: str, output: str, precision: str, calib: str, method: str, per_channel: bool,
              exclude: tuple[str, ...], max_drop: float | None, eval_data: str, patches: int, patch_size: int,
-             no_rewrite: bool, seed: int, force: bool, as_json: bool) -> None:
+             no_rewrite: bool, no_align: bool, seed: int, force: bool, as_json: bool) -> None:
     """Quantise MODEL (.pt of any supported format, or a float32 .onnx) to an int8, fp16 or bf16 ONNX graph.
 
     int8 is calibrated on random LR patches of --calib; then the float and the quantised graphs run
@@ -55,7 +58,7 @@ def quantize(model: str, output: str, precision: str, calib: str, method: str, p
 
     o = quantize_file(model, output, precision=precision, calib=calib, method=method, per_channel=per_channel,
                       exclude=exclude, max_drop=max_drop, eval_data=eval_data, patches=patches,
-                      patch_size=patch_size, rewrite=not no_rewrite, seed=seed, force=force)
+                      patch_size=patch_size, rewrite=not no_rewrite, align=not no_align, seed=seed, force=force)
     show_warnings(o.report.warnings)
     if as_json:
         print_json(o.report.to_dict())
@@ -76,6 +79,10 @@ def _render(r) -> None:
     console.print(t)
     weights = ", ".join(f"{k} {v / 1e3:.1f} kB" for k, v in r.weights_by_dtype.items())
     console.print(f"drop {r.drop_db:+.3f} dB (max {r.max_drop_db:g}); weights: {weights}; {r.seconds:.1f} s")
+    if r.rewrites.get("channels_aligned"):
+        a = r.rewrites["channels_aligned"]
+        console.print(f"aligned for onnxruntime's fused int8 conv: {a['convs']} conv(s) widened, {a['pads']} input(s) "
+                      f"padded, {a['channels']} zero channel(s) added (exact)")
     if r.rewrites.get("constant_channels"):
         console.print(f"plain-student rewrites: {r.rewrites['constant_channels']} constant channel(s), offsets folded "
                       f"in {sum(1 for layer in r.rewrites['layers'] if layer['folded'])} layer(s)")

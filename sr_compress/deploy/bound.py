@@ -32,6 +32,8 @@ from .tiling import constant_names
 
 PRECISIONS = ("int8", "fp16", "bf16")
 META_PRECISION = "precision"
+#: metadata: parameter elements that are zeros added for a kernel's channel alignment (not the model's)
+META_ALIGN_ZEROS = "alignment_zero_params"
 
 MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 PARAM_OPS = MAC_OPS + ("PRelu",)
@@ -137,7 +139,7 @@ def _tensor_bytes(t: onnx.TensorProto) -> int:
 #: ops onnxruntime runs on 8-bit tensors when they sit between DequantizeLinear and QuantizeLinear
 QDQ_FUSABLE = frozenset({"Conv", "ConvTranspose", "Add", "Mul", "MatMul", "Gemm", "Concat", "Relu", "Clip",
                          "LeakyRelu", "Sigmoid", "AveragePool", "GlobalAveragePool", "MaxPool", "Transpose",
-                         "Reshape", "Resize"})
+                         "Reshape", "Resize", "Slice"})
 
 
 def fused_view(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -240,6 +242,13 @@ def count_params(graph: onnx.GraphProto) -> int:
     return sum(params_by_dtype(graph).values())
 
 
+def model_params(model: onnx.ModelProto) -> int:
+    """The model's parameters: :func:`count_params` less the zeros added for channel alignment (metadata
+    ``alignment_zero_params``, written by ``quantize``); ``params_by_dtype`` still counts what is stored."""
+    meta = {p.key: p.value for p in model.metadata_props}
+    return count_params(model.graph) - int(meta.get(META_ALIGN_ZEROS, 0))
+
+
 def _dtype_name(data_type: int) -> str:
     if data_type == onnx.TensorProto.BFLOAT16:
         return "bfloat16"
@@ -280,7 +289,7 @@ def graph_cost(model: onnx.ModelProto | str | Path, input_shape: Sequence[int]) 
         bound_bytes=peak,
         peak_node=f"{node.op_type} {node.name}".strip() if node is not None else "",
         weights_bytes=weights_bytes(fixed.graph),
-        params=count_params(fixed.graph),
+        params=model_params(fixed),
         flops=sum(node_flops(n, infos) for n in fixed.graph.node),
         params_by_dtype=params_by_dtype(fixed.graph),
         activation_dtypes=_peak_dtypes(runtime, at),

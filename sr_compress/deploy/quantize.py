@@ -49,7 +49,7 @@ from ..metrics import psnr
 from ..models import SRModel
 from ..validate import finite_float, within
 from .bench import inspect_model
-from .bound import META_PRECISION, PRECISIONS, graph_precision
+from .bound import META_ALIGN_ZEROS, META_PRECISION, PRECISIONS, graph_precision
 from .onnx import export_onnx, ort_session, run_session, session_options
 
 METHODS = ("minmax", "percentile", "entropy")
@@ -119,16 +119,17 @@ def quantize(model: Any, out: str | os.PathLike, *, precision: str = "int8", cal
              max_drop: float | None = None, eval_data: str | os.PathLike | None = None,
              patches: int = DEFAULT_PATCHES, patch_size: int = DEFAULT_PATCH, rewrite: bool = True,
              eval_max_side: int | None = 256, force: bool = False, seed: int = 0,
-             rewrite_options: dict[str, Any] | None = None) -> tuple[Path, QuantReport]:
+             rewrite_options: dict[str, Any] | None = None, align: bool = True) -> tuple[Path, QuantReport]:
     """Quantise ``model`` (``.pt``/``.onnx`` path or an :class:`SRModel`) to ``out`` in ``precision``.
 
     ``calib``: an image folder, or None/"default" for the bundled training photos; ``eval_data``: held-out
     images (folder, or None/"default" = the bundled validation photos), LR made by bicubic downscaling unless
     the folder holds HR/LR pairs. ``eval_max_side``: held-out HR images are centre-cropped to at most this
     side (speed; None = whole images). ``exclude``: node names kept in float (int8 only). ``rewrite``: apply
-    the exact plain-student rewrites (plain checkpoints only). Raises ConfigError / DataError / InputError for
-    bad inputs, VerificationError when the Y-PSNR drop exceeds ``max_drop`` (default per precision:
-    :data:`DEFAULT_MAX_DROP`); nothing is written then.
+    the exact plain-student rewrites (plain checkpoints only). ``align``: pad convs with zero channels so
+    onnxruntime runs each as its fused int8 kernel (:func:`align_channels`; exact; int8 only). Raises
+    ConfigError / DataError / InputError for bad inputs, VerificationError when the Y-PSNR drop exceeds
+    ``max_drop`` (default per precision: :data:`DEFAULT_MAX_DROP`); nothing is written then.
     """
     t0 = time.perf_counter()
     precision, method = _check_choice(precision, PRECISIONS, "precision"), _check_choice(method, METHODS, "method")
@@ -152,6 +153,11 @@ def quantize(model: Any, out: str | os.PathLike, *, precision: str = "int8", cal
         if missing:
             raise ConfigError(f"--exclude: no node named {', '.join(map(repr, missing))} in the graph "
                               f"(names: {', '.join(n.name for n in graph.graph.node[:6])}, …)")
+        if align:
+            aligned, report_align = align_channels(onnx.load_from_string(float_bytes))
+            if report_align["convs"] or report_align["pads"]:
+                float_bytes = aligned.SerializeToString()
+                rewrites = {**rewrites, "channels_aligned": report_align}
         lr = calibration_patches(calib, info, patches, patch_size, seed)
         qbytes = quantize_int8(float_bytes, lr, method=method, per_channel=per_channel, exclude=exclude)
         moved_graph, n_moved = dequantize_after_shuffle(onnx.load_from_string(qbytes))
@@ -162,7 +168,8 @@ def quantize(model: Any, out: str | os.PathLike, *, precision: str = "int8", cal
         if exclude:
             raise ConfigError("--exclude applies to int8 only")
         qbytes = to_half(graph, precision).SerializeToString()
-    qmodel = _with_metadata(onnx.load_from_string(qbytes), precision, method, per_channel, exclude, calib)
+    qmodel = _with_metadata(onnx.load_from_string(qbytes), precision, method, per_channel, exclude, calib,
+                            rewrites.get("channels_aligned", {}).get("params", 0))
     qbytes = qmodel.SerializeToString(deterministic=True)
     session = _session(qbytes, precision)
     pairs = held_out_pairs(eval_data, info["scale"], eval_max_side)
@@ -476,6 +483,153 @@ def fold_output_affine(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     return out, len(chain)
 
 
+#: MLAS's symmetric int8 convolution (``MlasConvSym``, x86-64): group 1, input channels a multiple of 4,
+#: output channels a multiple of 8 (AVX2; 4 on AVX-512) and at least 16. Other convs fall back to im2col + GEMM
+#: with an int32 buffer of the whole output and a zeroed im2col buffer of k²·C_in bytes per output pixel.
+ALIGN_IN, ALIGN_OUT, MIN_OUT = 4, 8, 16
+#: ops between two convs that map 0 to 0 channel by channel (padded zero channels stay zero through them)
+_ZERO_PRESERVING = frozenset({"Relu", "LeakyRelu", "PRelu"})
+
+
+def _round_up(n: int, k: int) -> int:
+    return -(-n // k) * k
+
+
+def align_channels(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, int]]:
+    """Pad every 2-D group-1 ``Conv`` with zero channels so onnxruntime runs it as its fused symmetric int8
+    kernel (:data:`ALIGN_IN`, :data:`ALIGN_OUT`, :data:`MIN_OUT`). Exact: an added output channel has zero
+    weights and bias, and the convs that read it get zero weights for it; where a conv's output is read by
+    anything but convs (through ReLU/LeakyReLU/PReLU), a ``Slice`` after it restores the channel count; the
+    image (graph input) gets a ``Pad`` with zero channels where a conv reads it. Convs reading other tensors of
+    unaligned width (a residual stream) are left as they are. Returns (graph, {"convs":
+    padded convs, "channels": channels added, "slices": …, "pads": …}).
+
+    On onnxruntime's CPU provider (x86-64) an unaligned ``QLinearConv`` allocates an int32 copy of its whole
+    output and a k²·C_in-byte im2col row per output pixel (9·C_in for 3×3): int8 graphs then peak *above*
+    float32. Aligned, the requantisation is fused and only an indirection buffer (k² pointers per pixel) is
+    added."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    init = {t.name: i for i, t in enumerate(g.initializer)}
+    uses = Counter(t for n in g.node for t in n.input)
+    graph_outputs = {o.name for o in g.output}
+
+    def weight(node: onnx.NodeProto, i: int) -> np.ndarray | None:
+        if len(node.input) <= i or node.input[i] not in init or uses[node.input[i]] != 1:
+            return None
+        return numpy_helper.to_array(g.initializer[init[node.input[i]]])
+
+    def put(name: str, value: np.ndarray) -> None:
+        g.initializer[init[name]].CopyFrom(numpy_helper.from_array(value.astype(np.float32), name))
+
+    def plain_conv(node: onnx.NodeProto) -> bool:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        w = weight(node, 1)
+        return (node.op_type == "Conv" and int(attrs.get("group", 1)) == 1 and w is not None and w.ndim == 4
+                and (len(node.input) < 3 or not node.input[2] or weight(node, 2) is not None))
+
+    report = {"convs": 0, "channels": 0, "slices": 0, "pads": 0, "params": 0}
+    inserts: list[tuple[float, onnx.NodeProto]] = []
+    convs = [i for i, n in enumerate(g.node) if plain_conv(n)]
+    for at in convs:
+        conv = g.node[at]
+        w = weight(conv, 1)
+        c_out = w.shape[0]
+        target = max(MIN_OUT, _round_up(c_out, ALIGN_OUT))
+        if target == c_out:
+            continue
+        users: dict[str, list[onnx.NodeProto]] = {}
+        for n in g.node:
+            for t in n.input:
+                users.setdefault(t, []).append(n)
+        chain, t = [], conv.output[0]
+        while (len(users.get(t, [])) == 1 and t not in graph_outputs and users[t][0].op_type in _ZERO_PRESERVING
+               and users[t][0].input[0] == t):
+            act = users[t][0]
+            if act.op_type == "PRelu" and _prelu_slope(g, act, init, uses, c_out) is None:
+                break
+            chain.append(act)
+            t = act.output[0]
+        readers = users.get(t, [])
+        through = (t not in graph_outputs and readers and all(
+            plain_conv(r) and r.input[0] == t for r in readers))
+        extra = target - c_out
+        put(conv.input[1], np.concatenate([w, np.zeros((extra, *w.shape[1:]), w.dtype)]))
+        report["params"] += extra * int(np.prod(w.shape[1:]))
+        if len(conv.input) > 2 and conv.input[2]:
+            b = weight(conv, 2)
+            put(conv.input[2], np.concatenate([b, np.zeros(extra, b.dtype)]))
+            report["params"] += extra
+        if through:
+            for act in chain:
+                slope = _prelu_slope(g, act, init, uses, c_out) if act.op_type == "PRelu" else None
+                if slope is not None and slope.size > 1:
+                    put(act.input[1], np.concatenate([slope, np.zeros(extra, slope.dtype)]).reshape(-1, 1, 1))
+                    report["params"] += extra
+            for r in readers:
+                wr = weight(r, 1)
+                put(r.input[1], np.concatenate([wr, np.zeros((wr.shape[0], extra, *wr.shape[2:]), wr.dtype)], 1))
+                report["params"] += wr.shape[0] * extra * int(np.prod(wr.shape[2:]))
+        else:  # restore the channel count right after the conv
+            wide = f"{conv.output[0]}_wide"
+            starts, ends, axes = (f"{wide}_{k}" for k in ("starts", "ends", "axes"))
+            g.initializer.extend([numpy_helper.from_array(np.array(v, np.int64), n)
+                                  for n, v in ((starts, [0]), (ends, [c_out]), (axes, [1]))])
+            init.update({n: len(g.initializer) - 3 + i for i, n in enumerate((starts, ends, axes))})
+            sl = helper.make_node("Slice", [wide, starts, ends, axes], [conv.output[0]], name=f"{conv.name}_slice")
+            conv.output[0] = wide
+            inserts.append((at + 0.5, sl))
+            report["slices"] += 1
+        report["convs"] += 1
+        report["channels"] += extra
+    # the image (the graph input, or it shifted/scaled by constants) with a channel count the kernel cannot
+    # take: zero channels appended. Elsewhere a Pad would run in float between DQ and Q: not worth it.
+    image = {i.name for i in g.input}
+    for n in g.node:
+        if n.op_type in _AFFINE_OPS and n.input[0] in image and all(t in init for t in n.input[1:]):
+            image.add(n.output[0])
+    padded: dict[str, str] = {}
+    for at in convs:
+        conv = g.node[at]
+        w = weight(conv, 1)
+        c_in = w.shape[1]
+        if c_in % ALIGN_IN == 0 or conv.input[0] not in image:
+            continue
+        extra = _round_up(c_in, ALIGN_IN) - c_in
+        src = conv.input[0]
+        if src not in padded:
+            padded[src] = f"{src}_padded"
+            pads = f"{padded[src]}_pads"
+            g.initializer.append(numpy_helper.from_array(np.array([0, 0, 0, 0, 0, extra, 0, 0], np.int64), pads))
+            init[pads] = len(g.initializer) - 1
+            node = helper.make_node("Pad", [src, pads], [padded[src]], name=f"{padded[src]}_pad", mode="constant")
+            inserts.append((at - 0.5, node))
+            report["pads"] += 1
+        conv.input[0] = padded[src]
+        put(conv.input[1], np.concatenate([w, np.zeros((w.shape[0], extra, *w.shape[2:]), w.dtype)], 1))
+        report["params"] += w.shape[0] * extra * int(np.prod(w.shape[2:]))
+        report["channels"] += extra
+    if inserts:  # one rebuild at the end: the loops above hold references into g.node
+        order = sorted([(float(i), n) for i, n in enumerate(g.node)] + inserts, key=lambda p: p[0])
+        nodes = [n for _, n in order]
+        del g.node[:]
+        g.node.extend(nodes)
+    if report["convs"] or report["pads"]:
+        del g.value_info[:]
+    return out, report
+
+
+def _prelu_slope(g: onnx.GraphProto, act: onnx.NodeProto, init: dict[str, int], uses: Counter,
+                 channels: int) -> np.ndarray | None:
+    """A PReLU's slope as a flat vector of 1 or C values (None: shared, or not a scalar/per-channel constant)."""
+    name = act.input[1]
+    if name not in init or uses[name] != 1:
+        return None
+    k = numpy_helper.to_array(g.initializer[init[name]])
+    return k.reshape(-1) if k.size in (1, channels) else None
+
+
 def _per_channel(k: np.ndarray, channels: int) -> np.ndarray | None:
     """A scalar or a [1, C, 1, 1]-like constant as a length-C vector (None: not a per-channel constant)."""
     if k.size == 1:
@@ -666,9 +820,11 @@ def weights_by_dtype(graph: onnx.GraphProto) -> dict[str, int]:
 
 
 def _with_metadata(model: onnx.ModelProto, precision: str, method: str, per_channel: bool,
-                   exclude: Sequence[str], calib: Any) -> onnx.ModelProto:
+                   exclude: Sequence[str], calib: Any, zeros: int = 0) -> onnx.ModelProto:
     meta = {p.key: p.value for p in model.metadata_props}
     meta[META_PRECISION] = precision
+    if zeros:
+        meta[META_ALIGN_ZEROS] = str(zeros)
     if precision == "int8":
         meta[META_QUANT] = json.dumps({"format": "QDQ", "activations": "uint8 per-tensor asymmetric",
                                        "weights": "int8 symmetric " + ("per-channel" if per_channel else

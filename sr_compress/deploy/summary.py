@@ -22,7 +22,7 @@ from ..fileio import atomic_write, atomic_write_text, check_output
 from ..models import SRModel, count_params
 from ..visual import save_comparison
 from .bench import BenchResult, ModelBench
-from .bound import count_params as graph_params
+from .bound import model_params
 from .quantize import onnx_upscaler
 from .report import MB, plot, settings_line
 
@@ -67,7 +67,7 @@ class _Graph:
         graph = onnx.load(str(path))
         meta = {p.key: p.value for p in graph.metadata_props}
         self.arch = f"{meta.get('arch', 'onnx')} {self.precision}"
-        self.params = graph_params(graph.graph)
+        self.params = model_params(graph)
         self.provenance = [{"stage": s.get("stage")} for s in json.loads(meta.get("provenance", "[]"))]
         self.provenance.append({"stage": f"quantize ({self.precision})" if self.precision != "float32" else "export"})
 

@@ -306,6 +306,7 @@ class QuantizeParams:
     patches: int = QUANT["patches"]
     patch_size: int = QUANT["patch_size"]
     rewrite: bool = QUANT["rewrite"]
+    align: bool = QUANT["align"]
 
 
 @register_stage("quantize", QuantizeParams, inputs=("model", "calib", "eval_data"))
@@ -314,7 +315,8 @@ def quantize_stage(p: QuantizeParams, ctx: StageContext) -> StageOutput:
     r = quantize_op.quantize_file(ctx.resolve(p.model), path, precision=p.precision, calib=ctx.data(p.calib),
                                   method=p.method, per_channel=p.per_channel, exclude=p.exclude,
                                   max_drop=p.max_drop, eval_data=ctx.data(p.eval_data), patches=p.patches,
-                                  patch_size=p.patch_size, rewrite=p.rewrite, seed=ctx.seed, force=True).report
+                                  patch_size=p.patch_size, rewrite=p.rewrite, align=p.align, seed=ctx.seed,
+                                  force=True).report
     return StageOutput(path, {"precision": r.precision, "float_psnr_y": r.float_psnr_y,
                               "quant_psnr_y": r.quant_psnr_y, "drop_db": r.drop_db,
                               "max_diff_levels": r.max_diff_levels}, list(r.warnings))
