@@ -4,8 +4,10 @@ For each model (the demo's EDSR teacher, plain and slim students — checkpoints
 plainified EDSR r16f64 ×4 with a one-shuffle tail built from a *random-init* teacher, ``--width 64``):
 
 1. export the float32 ONNX graph; quantise it with :func:`sr_compress.deploy.quantize.quantize` to int8
-   (defaults: MinMax, per-channel weights, the exact plain-student rewrites) and, for plain students, also
-   without the rewrites (the collapse of issue #15); fp16 ONNX for the plain students (onnxruntime CPU);
+   (defaults: MinMax, per-channel weights, the exact plain-student rewrites, conv widths aligned for
+   onnxruntime's fused int8 kernel), and to int8 without the alignment (``align=False``: what onnxruntime does
+   with the widths as they are); for plain students also without the rewrites (the collapse of issue #15) and
+   fp16 ONNX (onnxruntime CPU);
 2. quality on the held-out bundled photos (256 px centre crops): Y-PSNR of each precision, the drop, the
    largest per-pixel difference; PyTorch bf16 scored the same way;
 3. latency (one process, all entries interleaved, ``--runs`` each after ``--warmup``) and peak memory (one
@@ -22,6 +24,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import random
 import statistics
 import sys
@@ -87,12 +90,13 @@ def prepare(models: dict[str, Path], out: Path, log: logging.Logger) -> tuple[li
             export_onnx(m, f32, validate=False)
         entries.append({"model": name, "variant": "float32 ORT", "path": str(f32), "precision": "float32"})
         q = {}
-        variants = [("int8", {"precision": "int8"})]
+        variants = [("int8", {"precision": "int8"}), ("int8 unaligned", {"precision": "int8", "align": False})]
         if plain:
             variants += [("int8 (no rewrites)", {"precision": "int8", "rewrite": False}),
                          ("fp16 ORT", {"precision": "fp16"})]
         for label, kw in variants:
-            dest = out / f"{name}_{label.split()[0]}{'_raw' if 'no rewrites' in label else ''}.onnx"
+            slug = {"int8 (no rewrites)": "int8_raw", "int8 unaligned": "int8_unaligned"}.get(label, label.split()[0])
+            dest = out / f"{name}_{slug}.onnx"
             src = pt if kw.get("rewrite", True) and kw["precision"] == "int8" else f32
             _, rep = quantize(src, dest, max_drop=1e9, force=True, **kw)
             q[label] = {k: getattr(rep, k) for k in ("float_psnr_y", "quant_psnr_y", "drop_db", "max_diff_levels",
@@ -100,7 +104,7 @@ def prepare(models: dict[str, Path], out: Path, log: logging.Logger) -> tuple[li
             log.info("%s %s: float %.3f → %.3f dB (%.3f), max diff %.1f levels", name, label, rep.float_psnr_y,
                      rep.quant_psnr_y, rep.drop_db, rep.max_diff_levels)
             if label != "int8 (no rewrites)":
-                entries.append({"model": name, "variant": f"{label} ORT" if label == "int8" else label,
+                entries.append({"model": name, "variant": f"{label} ORT" if label.startswith("int8") else label,
                                 "path": str(dest), "precision": "float32"})
         pairs = held_out_pairs(None, m.scale, 256)
         f = torch_quality(pt, pairs, torch.float32)
@@ -154,7 +158,8 @@ def table(entries: list[dict], quality: dict) -> str:
             base[e["model"]] = e
     for e in entries:
         b = base[e["model"]]
-        key = {"int8 ORT": "int8", "fp16 ORT": "fp16 ORT", "bf16 PyTorch": "bf16 PyTorch"}.get(e["variant"])
+        key = {"int8 ORT": "int8", "int8 unaligned ORT": "int8 unaligned", "fp16 ORT": "fp16 ORT",
+               "bf16 PyTorch": "bf16 PyTorch"}.get(e["variant"])
         q = quality[e["model"]].get(key) if key else None
         qs = (f"{q['float_psnr_y']:.3f} → {q['quant_psnr_y']:.3f} ({-q['drop_db']:+.3f})" if q else "")
         diff = f"{q['max_diff_levels']:.1f}" if q and "max_diff_levels" in q else ""
@@ -172,6 +177,10 @@ def table(entries: list[dict], quality: dict) -> str:
                          f"{raw['quant_psnr_y']:.3f} ({-raw['drop_db']:+.3f}) | {raw['max_diff_levels']:.1f} "
                          "| | | | | | |")
     return "\n".join(lines)
+
+
+def _load() -> str:
+    return "/".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,10 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_r16:
         models["plain r16f64 x4 (random-init teacher)"] = r16_plain_student(args.out)
     w, h = (int(v) for v in args.size.split("x"))
+    load_start = _load()
     entries, quality = prepare(models, args.out, log)
     measure(entries, (w, h), args.threads, args.warmup, args.runs, args.rounds, log)
     md = table(entries, quality)
-    header = (f"{cpu_model()}, {args.threads} threads (machine shared with other engineers), output {w}×{h}, "
+    header = (f"{cpu_model()}, {args.threads} threads, load average {load_start} → {_load()}, output {w}×{h}, "
               f"onnxruntime preset lowmem (ORT_ENABLE_ALL, arena off, mmap threshold 1 MB), {args.warmup} warm-up + "
               f"{args.runs} timed runs interleaved, memory {args.rounds} fresh process(es) per entry; "
               f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}")
