@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from helpers.quant import FAST, quiet_quantiser  # noqa: F401  (autouse fixture)
 from onnx import numpy_helper
 
 from sr_compress.deploy.bound import count_params, model_params
@@ -22,15 +21,6 @@ from sr_compress.deploy.quantize import (
     quantize,
 )
 from sr_compress.models import build_model
-
-FAST = {"patches": 2, "patch_size": 16, "eval_max_side": 48}
-
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    logging.disable(logging.WARNING)  # onnxruntime's quantiser warns about pre-processing on the root logger
-    yield
-    logging.disable(logging.NOTSET)
 
 
 def _models():

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import onnx
 import pytest
 import torch
+from helpers.quant import FAST, quiet_quantiser  # noqa: F401  (autouse fixture)
 from onnx import TensorProto, helper
 
 from sr_compress.deploy.bound import fused_view, graph_cost, with_input_shape
 from sr_compress.deploy.quantize import graph_precision, quantize, to_half
 from sr_compress.errors import ConfigError, DataError, InputError, VerificationError
 from sr_compress.models import build_model
-
-FAST = {"patches": 2, "patch_size": 16, "eval_max_side": 48}
-
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    logging.disable(logging.WARNING)  # onnxruntime's quantiser warns about pre-processing on the root logger
-    yield
-    logging.disable(logging.NOTSET)
 
 
 def _plain(seed: int = 0):
