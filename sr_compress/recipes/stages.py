@@ -18,6 +18,7 @@ from ..fileio import atomic_write_text
 from ..ops import bench as bench_op
 from ..ops import evaluate as eval_op
 from ..ops import export as export_op
+from ..ops import fold as fold_op
 from ..ops import plainify as plainify_op
 from ..ops import quantize as quantize_op
 from ..ops import slim as slim_op
@@ -33,6 +34,7 @@ EXPORT = export_op.DEFAULTS
 SLIM = slim_op.DEFAULTS
 BENCH = bench_op.BenchSettings()
 QUANT = quantize_op.DEFAULTS
+FOLD = fold_op.DEFAULTS
 
 
 def _trained(out: train_op.TrainOutcome) -> StageOutput:
@@ -218,6 +220,29 @@ def slim_stage(p: SlimParams, ctx: StageContext) -> StageOutput:
     rep = out.report
     atomic_write_text(ctx.folder / "slim.json", json.dumps(rep.to_dict(), indent=2), force=True)
     return StageOutput(out.path, {"params": rep.params_after, "params_ratio": rep.params_after / rep.params_before})
+
+
+@dataclass
+class FoldParams:
+    """A ``fold`` stage: the plain student ``model`` ("@id" or a path) with its channel offsets folded out of its
+    activations (docs/quantize.md; fine-tune after it with ``border = "bias"``)."""
+
+    model: str
+    border: str = FOLD["border"]
+    margin: float = FOLD["margin"]
+    calib: str = FOLD["calib"]
+    patches: int = FOLD["patches"]
+    patch_size: int = FOLD["patch_size"]
+
+
+@register_stage("fold", FoldParams, inputs=("model", "calib"))
+def fold_stage(p: FoldParams, ctx: StageContext) -> StageOutput:
+    o = fold_op.fold_file(ctx.resolve(p.model), ctx.folder / "model.pt", border=p.border, margin=p.margin,
+                          calib=ctx.data(p.calib), patches=p.patches, patch_size=p.patch_size, seed=ctx.seed,
+                          force=True)
+    return StageOutput(o.path, {"folded": sum(layer.folded for layer in o.report.layers),
+                                "constant_channels": o.report.constant_channels, "max_diff": o.max_diff,
+                                "max_diff_interior": o.max_diff_interior})
 
 
 @dataclass
