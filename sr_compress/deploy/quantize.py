@@ -246,14 +246,15 @@ def float_graph(model: Any, *, calib: Any = None, rewrite: bool = True, seed: in
     model = model.eval()
     reference = _export_bytes(model)
     if not (rewrite and model.arch == "plain"):
-        return reference, _model_info(model), rewrites, reference
+        return reference, model_info(model), rewrites, reference
 
-    lr = calibration_patches(calib, _model_info(model), 16, DEFAULT_PATCH, seed)
+    lr = calibration_patches(calib, model_info(model), 16, DEFAULT_PATCH, seed)
     model, rep = equalize_plain(model, torch.from_numpy(lr), **(options or {}))
-    return _export_bytes(model), _model_info(model), rep.to_dict(), reference
+    return _export_bytes(model), model_info(model), rep.to_dict(), reference
 
 
-def _model_info(model: Any) -> dict[str, Any]:
+def model_info(model: Any) -> dict[str, Any]:
+    """What calibration and scoring need of an :class:`SRModel`: scale, channels, pre-upsampling."""
     return {"scale": int(model.scale), "channels": int(model.channels), "pre_upsample": bool(model.pre_upsample)}
 
 
@@ -501,8 +502,8 @@ def align_channels(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, i
     weights and bias, and the convs that read it get zero weights for it; where a conv's output is read by
     anything but convs (through ReLU/LeakyReLU/PReLU), a ``Slice`` after it restores the channel count; the
     image (graph input) gets a ``Pad`` with zero channels where a conv reads it. Convs reading other tensors of
-    unaligned width (a residual stream) are left as they are. Returns (graph, {"convs":
-    padded convs, "channels": channels added, "slices": …, "pads": …}).
+    unaligned width (a residual stream) are left as they are. Returns (graph, {"convs": padded convs,
+    "channels": channels added, "slices": …, "pads": …, "params": zero parameters added}).
 
     On onnxruntime's CPU provider (x86-64) an unaligned ``QLinearConv`` allocates an int32 copy of its whole
     output and a k²·C_in-byte im2col row per output pixel (9·C_in for 3×3): int8 graphs then peak *above*
@@ -510,89 +511,120 @@ def align_channels(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, i
     added."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    g = out.graph
-    init = {t.name: i for i, t in enumerate(g.initializer)}
-    uses = Counter(t for n in g.node for t in n.input)
-    graph_outputs = {o.name for o in g.output}
-
-    def weight(node: onnx.NodeProto, i: int) -> np.ndarray | None:
-        if len(node.input) <= i or node.input[i] not in init or uses[node.input[i]] != 1:
-            return None
-        return numpy_helper.to_array(g.initializer[init[node.input[i]]])
-
-    def put(name: str, value: np.ndarray) -> None:
-        g.initializer[init[name]].CopyFrom(numpy_helper.from_array(value.astype(np.float32), name))
-
-    def plain_conv(node: onnx.NodeProto) -> bool:
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        w = weight(node, 1)
-        return (node.op_type == "Conv" and int(attrs.get("group", 1)) == 1 and w is not None and w.ndim == 4
-                and (len(node.input) < 3 or not node.input[2] or weight(node, 2) is not None))
-
+    g = _ConvGraph(out.graph)
     report = {"convs": 0, "channels": 0, "slices": 0, "pads": 0, "params": 0}
+    convs = [i for i, n in enumerate(out.graph.node) if g.plain_conv(n)]
+    inserts = _widen_outputs(g, convs, report) + _pad_image_inputs(g, convs, report)
+    if inserts:  # one rebuild at the end: the passes hold node indices
+        order = sorted([(float(i), n) for i, n in enumerate(out.graph.node)] + inserts, key=lambda p: p[0])
+        nodes = [n for _, n in order]
+        del out.graph.node[:]
+        out.graph.node.extend(nodes)
+    if report["convs"] or report["pads"]:
+        del out.graph.value_info[:]
+    return out, report
+
+
+class _ConvGraph:
+    """A graph's initializers as arrays to read and replace, and which convs :func:`align_channels` may pad."""
+
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        self.g = graph
+        self.init = {t.name: i for i, t in enumerate(graph.initializer)}
+        self.uses = Counter(t for n in graph.node for t in n.input)
+
+    def weight(self, node: onnx.NodeProto, i: int) -> np.ndarray | None:
+        """Input ``i`` of ``node`` when it is an initializer no other node reads."""
+        if len(node.input) <= i or node.input[i] not in self.init or self.uses[node.input[i]] != 1:
+            return None
+        return numpy_helper.to_array(self.g.initializer[self.init[node.input[i]]])
+
+    def put(self, name: str, value: np.ndarray) -> None:
+        self.g.initializer[self.init[name]].CopyFrom(numpy_helper.from_array(value.astype(np.float32), name))
+
+    def add(self, name: str, value: np.ndarray) -> None:
+        self.g.initializer.append(numpy_helper.from_array(value, name))
+        self.init[name] = len(self.g.initializer) - 1
+
+    def plain_conv(self, node: onnx.NodeProto) -> bool:
+        """A 2-D group-1 conv whose weight (and bias) are its own initializers."""
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        w = self.weight(node, 1)
+        return (node.op_type == "Conv" and int(attrs.get("group", 1)) == 1 and w is not None and w.ndim == 4
+                and (len(node.input) < 3 or not node.input[2] or self.weight(node, 2) is not None))
+
+
+def _widen_outputs(g: _ConvGraph, convs: list[int], report: dict[str, int]) -> list[tuple[float, onnx.NodeProto]]:
+    """Output channels up to the kernel's alignment; the readers get zero input weights, or a Slice follows."""
+    graph_outputs = {o.name for o in g.g.output}
+    # tensor → its readers, built once: a conv's output is renamed only when a Slice then writes the old name,
+    # so every reader still reads the same name
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for n in g.g.node:
+        for t in n.input:
+            users.setdefault(t, []).append(n)
     inserts: list[tuple[float, onnx.NodeProto]] = []
-    convs = [i for i, n in enumerate(g.node) if plain_conv(n)]
     for at in convs:
-        conv = g.node[at]
-        w = weight(conv, 1)
+        conv = g.g.node[at]
+        w = g.weight(conv, 1)
         c_out = w.shape[0]
-        target = max(MIN_OUT, _round_up(c_out, ALIGN_OUT))
-        if target == c_out:
+        extra = max(MIN_OUT, _round_up(c_out, ALIGN_OUT)) - c_out
+        if not extra:
             continue
-        users: dict[str, list[onnx.NodeProto]] = {}
-        for n in g.node:
-            for t in n.input:
-                users.setdefault(t, []).append(n)
         chain, t = [], conv.output[0]
         while (len(users.get(t, [])) == 1 and t not in graph_outputs and users[t][0].op_type in _ZERO_PRESERVING
                and users[t][0].input[0] == t):
             act = users[t][0]
-            if act.op_type == "PRelu" and _prelu_slope(g, act, init, uses, c_out) is None:
+            if act.op_type == "PRelu" and _prelu_slope(g, act, c_out) is None:
                 break
             chain.append(act)
             t = act.output[0]
         readers = users.get(t, [])
-        through = (t not in graph_outputs and readers and all(
-            plain_conv(r) and r.input[0] == t for r in readers))
-        extra = target - c_out
-        put(conv.input[1], np.concatenate([w, np.zeros((extra, *w.shape[1:]), w.dtype)]))
+        through = t not in graph_outputs and readers and all(g.plain_conv(r) and r.input[0] == t for r in readers)
+        g.put(conv.input[1], np.concatenate([w, np.zeros((extra, *w.shape[1:]), w.dtype)]))
         report["params"] += extra * int(np.prod(w.shape[1:]))
         if len(conv.input) > 2 and conv.input[2]:
-            b = weight(conv, 2)
-            put(conv.input[2], np.concatenate([b, np.zeros(extra, b.dtype)]))
+            b = g.weight(conv, 2)
+            g.put(conv.input[2], np.concatenate([b, np.zeros(extra, b.dtype)]))
             report["params"] += extra
         if through:
             for act in chain:
-                slope = _prelu_slope(g, act, init, uses, c_out) if act.op_type == "PRelu" else None
+                slope = _prelu_slope(g, act, c_out) if act.op_type == "PRelu" else None
                 if slope is not None and slope.size > 1:
-                    put(act.input[1], np.concatenate([slope, np.zeros(extra, slope.dtype)]).reshape(-1, 1, 1))
+                    g.put(act.input[1], np.concatenate([slope, np.zeros(extra, slope.dtype)]).reshape(-1, 1, 1))
                     report["params"] += extra
             for r in readers:
-                wr = weight(r, 1)
-                put(r.input[1], np.concatenate([wr, np.zeros((wr.shape[0], extra, *wr.shape[2:]), wr.dtype)], 1))
+                wr = g.weight(r, 1)
+                g.put(r.input[1], np.concatenate([wr, np.zeros((wr.shape[0], extra, *wr.shape[2:]), wr.dtype)], 1))
                 report["params"] += wr.shape[0] * extra * int(np.prod(wr.shape[2:]))
         else:  # restore the channel count right after the conv
             wide = f"{conv.output[0]}_wide"
-            starts, ends, axes = (f"{wide}_{k}" for k in ("starts", "ends", "axes"))
-            g.initializer.extend([numpy_helper.from_array(np.array(v, np.int64), n)
-                                  for n, v in ((starts, [0]), (ends, [c_out]), (axes, [1]))])
-            init.update({n: len(g.initializer) - 3 + i for i, n in enumerate((starts, ends, axes))})
-            sl = helper.make_node("Slice", [wide, starts, ends, axes], [conv.output[0]], name=f"{conv.name}_slice")
+            bounds = {f"{wide}_{k}": np.array(v, np.int64) for k, v in (("starts", [0]), ("ends", [c_out]),
+                                                                         ("axes", [1]))}
+            for name, value in bounds.items():
+                g.add(name, value)
+            inserts.append((at + 0.5, helper.make_node("Slice", [wide, *bounds], [conv.output[0]],
+                                                       name=f"{conv.name}_slice")))
             conv.output[0] = wide
-            inserts.append((at + 0.5, sl))
             report["slices"] += 1
         report["convs"] += 1
         report["channels"] += extra
-    # the image (the graph input, or it shifted/scaled by constants) with a channel count the kernel cannot
-    # take: zero channels appended. Elsewhere a Pad would run in float between DQ and Q: not worth it.
-    image = {i.name for i in g.input}
-    for n in g.node:
-        if n.op_type in _AFFINE_OPS and n.input[0] in image and all(t in init for t in n.input[1:]):
+    return inserts
+
+
+def _pad_image_inputs(g: _ConvGraph, convs: list[int], report: dict[str, int]) -> list[tuple[float, onnx.NodeProto]]:
+    """Zero channels appended to the image (the graph input, or it shifted/scaled by constants) where a conv
+    reads it with a channel count the kernel cannot take. Elsewhere a Pad would run in float between DQ and Q:
+    not worth it."""
+    image = {i.name for i in g.g.input}
+    for n in g.g.node:
+        if n.op_type in _AFFINE_OPS and n.input[0] in image and all(t in g.init for t in n.input[1:]):
             image.add(n.output[0])
+    inserts: list[tuple[float, onnx.NodeProto]] = []
     padded: dict[str, str] = {}
     for at in convs:
-        conv = g.node[at]
-        w = weight(conv, 1)
+        conv = g.g.node[at]
+        w = g.weight(conv, 1)
         c_in = w.shape[1]
         if c_in % ALIGN_IN == 0 or conv.input[0] not in image:
             continue
@@ -600,34 +632,21 @@ def align_channels(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, i
         src = conv.input[0]
         if src not in padded:
             padded[src] = f"{src}_padded"
-            pads = f"{padded[src]}_pads"
-            g.initializer.append(numpy_helper.from_array(np.array([0, 0, 0, 0, 0, extra, 0, 0], np.int64), pads))
-            init[pads] = len(g.initializer) - 1
-            node = helper.make_node("Pad", [src, pads], [padded[src]], name=f"{padded[src]}_pad", mode="constant")
-            inserts.append((at - 0.5, node))
+            g.add(f"{padded[src]}_pads", np.array([0, 0, 0, 0, 0, extra, 0, 0], np.int64))
+            inserts.append((at - 0.5, helper.make_node("Pad", [src, f"{padded[src]}_pads"], [padded[src]],
+                                                       name=f"{padded[src]}_pad", mode="constant")))
             report["pads"] += 1
         conv.input[0] = padded[src]
-        put(conv.input[1], np.concatenate([w, np.zeros((w.shape[0], extra, *w.shape[2:]), w.dtype)], 1))
+        g.put(conv.input[1], np.concatenate([w, np.zeros((w.shape[0], extra, *w.shape[2:]), w.dtype)], 1))
         report["params"] += w.shape[0] * extra * int(np.prod(w.shape[2:]))
         report["channels"] += extra
-    if inserts:  # one rebuild at the end: the loops above hold references into g.node
-        order = sorted([(float(i), n) for i, n in enumerate(g.node)] + inserts, key=lambda p: p[0])
-        nodes = [n for _, n in order]
-        del g.node[:]
-        g.node.extend(nodes)
-    if report["convs"] or report["pads"]:
-        del g.value_info[:]
-    return out, report
+    return inserts
 
 
-def _prelu_slope(g: onnx.GraphProto, act: onnx.NodeProto, init: dict[str, int], uses: Counter,
-                 channels: int) -> np.ndarray | None:
+def _prelu_slope(g: _ConvGraph, act: onnx.NodeProto, channels: int) -> np.ndarray | None:
     """A PReLU's slope as a flat vector of 1 or C values (None: shared, or not a scalar/per-channel constant)."""
-    name = act.input[1]
-    if name not in init or uses[name] != 1:
-        return None
-    k = numpy_helper.to_array(g.initializer[init[name]])
-    return k.reshape(-1) if k.size in (1, channels) else None
+    k = g.weight(act, 1)
+    return k.reshape(-1) if k is not None and k.size in (1, channels) else None
 
 
 def _per_channel(k: np.ndarray, channels: int) -> np.ndarray | None:

@@ -19,7 +19,7 @@ import torch
 from ..checkpoint import save_checkpoint
 from ..compress.base import record_stage
 from ..compress.equalize import BORDERS, DEFAULT_MARGIN, EqualizeReport, equalize_plain
-from ..deploy.quantize import DEFAULT_PATCH, calibration_patches
+from ..deploy.quantize import DEFAULT_PATCH, calibration_patches, model_info
 from ..errors import ConfigError
 from ..fileio import check_output
 from ..validate import finite_float
@@ -56,10 +56,7 @@ def fold_file(model: str | Path, out: str | Path, *, border: str = DEFAULTS["bor
     source = load_model(model).model.eval()
     if source.arch != "plain":
         raise ConfigError(f"fold rewrites plain students (plainify's output); {model} is {source.arch}")
-    info = {"scale": int(source.scale), "channels": int(source.channels),
-            "pre_upsample": bool(source.pre_upsample)}
-    lr = torch.from_numpy(calibration_patches(None if str(calib) == "default" else calib, info, patches,
-                                              patch_size, seed))
+    lr = torch.from_numpy(calibration_patches(calib, model_info(source), patches, patch_size, seed))
     folded, report = equalize_plain(source, lr, margin=margin, border=border)
     record_stage(folded, source, "fold", border=border, margin=margin, calib=str(calib), patches=patches,
                  patch_size=patch_size, seed=seed)

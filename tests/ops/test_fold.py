@@ -7,7 +7,7 @@ import torch
 from helpers.models import tiny_checkpoint
 
 from sr_compress.checkpoint import load_checkpoint, save_checkpoint
-from sr_compress.deploy.quantize import calibration_patches
+from sr_compress.deploy.quantize import calibration_patches, model_info
 from sr_compress.errors import ConfigError, InputError, OutputExistsError
 from sr_compress.models import build_model
 from sr_compress.ops.fold import fold_file
@@ -41,7 +41,7 @@ def test_fold_moves_the_offsets_out_of_the_activations(tmp_path, border):
     assert all(layer.range_after < 0.5 * layer.range_before for layer in layers[:2])
     widths = [spec["out"] for spec in folded.hparams["layers"]]
     # the calibration patches themselves (folding is exact where z ≥ c held: on them by construction)
-    x = torch.from_numpy(calibration_patches(None, {"scale": 2, "channels": 3, "pre_upsample": False}, 4, 16, 0))
+    x = torch.from_numpy(calibration_patches(None, model_info(model), 4, 16, 0))
     with torch.no_grad():  # float64: the offsets (thousands) cancel, float32 would blur the comparison
         ref = model.double()(x.double())
         diff = (folded.double()(x.double()) - ref).abs().amax((0, 1)) / ref.abs().max()
